@@ -1,0 +1,126 @@
+//! The configuration file (CONTRACT.md): TOML, unknown keys refused, relative paths resolved
+//! against the file's folder, safe defaults. Loading yields an immutable [`Config`].
+#![forbid(unsafe_code)]
+
+mod schema;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sealpost_types::Domain;
+
+pub use schema::{RawConfig, ServiceName};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// A validated configuration with absolute paths.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from (for messages).
+    pub source: PathBuf,
+    pub hostname: Domain,
+    pub data_dir: PathBuf,
+    pub tls: TlsConfig,
+    pub listen: Vec<(ServiceName, SocketAddr)>,
+    pub store: StoreConfig,
+    pub dns_nameservers: Vec<SocketAddr>,
+    pub outbound_remote_port: u16,
+    pub limits: LimitsConfig,
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CertificateFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub default: CertificateFiles,
+    /// Further certificates, chosen by SNI.
+    pub additional: Vec<CertificateFiles>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    Sqlite,
+}
+
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: error.to_string(),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Validates configuration text as if it had been read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message,
+        };
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|error| invalid(describe_toml_error(text, &error)))?;
+        let base = config_folder(path);
+        let mut config = raw.validate(&base).map_err(invalid)?;
+        config.source = path.to_path_buf();
+        Ok(config)
+    }
+}
+
+/// The folder relative paths are resolved against: the config file's own folder, made
+/// absolute so that the server does not depend on its working directory.
+fn config_folder(path: &Path) -> PathBuf {
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::path::absolute(&folder).unwrap_or(folder)
+}
+
+/// One line naming where and what: "line 5 in [tls]: unknown field `colour`, expected ...".
+fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim().replace('\n', " ");
+    let Some(span) = error.span() else {
+        return message;
+    };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let error_line = text.lines().nth(line - 1).unwrap_or("").trim_start();
+    if error_line.starts_with('[') {
+        // The error is about a table header itself, which lives at the top level.
+        return format!("line {line}: {message}");
+    }
+    // The table the offending key sits in: the last [header] above it.
+    let table = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|line| line.starts_with('['))
+        .map(|header| format!(" in {header}"))
+        .unwrap_or_default();
+    format!("line {line}{table}: {message}")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,325 @@
+//! The TOML schema as written by users. Every table refuses unknown keys.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use sealpost_types::Domain;
+
+use crate::{CertificateFiles, Config, LimitsConfig, StoreConfig, TlsConfig};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub hostname: String,
+    pub data_dir: PathBuf,
+    pub tls: RawTls,
+    #[serde(default)]
+    pub listen: RawListen,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub dns: RawDns,
+    #[serde(default)]
+    pub outbound: RawOutbound,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Further certificates, chosen by SNI: `[[tls.certificate]]` tables.
+    #[serde(default)]
+    pub certificate: Vec<RawCertificate>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCertificate {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListen {
+    #[serde(default)]
+    pub smtp: Vec<String>,
+    #[serde(default)]
+    pub submission: Vec<String>,
+    #[serde(default)]
+    pub submissions: Vec<String>,
+    #[serde(default)]
+    pub imap: Vec<String>,
+    #[serde(default)]
+    pub imaps: Vec<String>,
+    #[serde(default)]
+    pub pop3: Vec<String>,
+    #[serde(default)]
+    pub pop3s: Vec<String>,
+}
+
+/// The services of `[listen]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServiceName {
+    Smtp,
+    Submission,
+    Submissions,
+    Imap,
+    Imaps,
+    Pop3,
+    Pop3s,
+}
+
+impl ServiceName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceName::Smtp => "smtp",
+            ServiceName::Submission => "submission",
+            ServiceName::Submissions => "submissions",
+            ServiceName::Imap => "imap",
+            ServiceName::Imaps => "imaps",
+            ServiceName::Pop3 => "pop3",
+            ServiceName::Pop3s => "pop3s",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    #[serde(default = "default_backend")]
+    pub backend: String,
+    pub url: Option<String>,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        Self {
+            backend: default_backend(),
+            url: None,
+        }
+    }
+}
+
+fn default_backend() -> String {
+    "sqlite".to_string()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDns {
+    #[serde(default)]
+    pub nameservers: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutbound {
+    #[serde(default = "default_remote_port")]
+    pub remote_port: u16,
+}
+
+impl Default for RawOutbound {
+    fn default() -> Self {
+        Self {
+            remote_port: default_remote_port(),
+        }
+    }
+}
+
+fn default_remote_port() -> u16 {
+    25
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+    pub handshake_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub level: Option<String>,
+}
+
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 50;
+pub const DEFAULT_HANDSHAKE_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
+const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+
+fn resolve(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}
+
+fn addresses(key: &str, values: &[String]) -> Result<Vec<SocketAddr>, String> {
+    values
+        .iter()
+        .map(|value| {
+            value.parse::<SocketAddr>().map_err(|_| {
+                format!("listen.{key}: {value:?} is not an \"ip:port\" address (e.g. \"0.0.0.0:25\" or \"[::]:25\")")
+            })
+        })
+        .collect()
+}
+
+fn positive(key: &str, value: Option<u64>, default: u64) -> Result<Duration, String> {
+    match value {
+        Some(0) => Err(format!("limits.{key} must be at least 1")),
+        Some(seconds) => Ok(Duration::from_secs(seconds)),
+        None => Ok(Duration::from_secs(default)),
+    }
+}
+
+fn at_least_one(key: &str, value: Option<usize>, default: usize) -> Result<usize, String> {
+    match value {
+        Some(0) => Err(format!("limits.{key} must be at least 1")),
+        Some(count) => Ok(count),
+        None => Ok(default),
+    }
+}
+
+impl RawConfig {
+    /// Checks values that TOML types cannot express and resolves paths against `base`.
+    pub fn validate(self, base: &Path) -> Result<Config, String> {
+        let hostname = Domain::parse(&self.hostname).map_err(|error| {
+            format!(
+                "hostname {:?} is not a valid host name: {error}",
+                self.hostname
+            )
+        })?;
+        if self.data_dir.as_os_str().is_empty() {
+            return Err("data_dir must not be empty".to_string());
+        }
+        let listen_table = [
+            (ServiceName::Smtp, &self.listen.smtp),
+            (ServiceName::Submission, &self.listen.submission),
+            (ServiceName::Submissions, &self.listen.submissions),
+            (ServiceName::Imap, &self.listen.imap),
+            (ServiceName::Imaps, &self.listen.imaps),
+            (ServiceName::Pop3, &self.listen.pop3),
+            (ServiceName::Pop3s, &self.listen.pop3s),
+        ];
+        let mut listen = Vec::new();
+        for (service, values) in listen_table {
+            for addr in addresses(service.as_str(), values)? {
+                if let Some((other, _)) = listen.iter().find(|(_, existing)| *existing == addr) {
+                    let other: &ServiceName = other;
+                    return Err(format!(
+                        "listen.{}: {addr} is already used by listen.{}",
+                        service.as_str(),
+                        other.as_str()
+                    ));
+                }
+                listen.push((service, addr));
+            }
+        }
+        let store = match self.store.backend.as_str() {
+            "sqlite" => {
+                if self.store.url.is_some() {
+                    return Err("store.url is only used with backend = \"postgres\"".to_string());
+                }
+                StoreConfig::Sqlite
+            }
+            "postgres" => {
+                return Err("store.backend \"postgres\" is not available in this version yet; use \"sqlite\"".to_string());
+            }
+            other => {
+                return Err(format!(
+                    "store.backend {other:?} is unknown (expected \"sqlite\")"
+                ));
+            }
+        };
+        let dns_nameservers = self
+            .dns
+            .nameservers
+            .iter()
+            .map(|value| {
+                value.parse::<SocketAddr>().map_err(|_| {
+                    format!("dns.nameservers: {value:?} is not an \"ip:port\" address")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.outbound.remote_port == 0 {
+            return Err("outbound.remote_port must not be 0".to_string());
+        }
+        let limits = LimitsConfig {
+            max_connections: at_least_one(
+                "max_connections",
+                self.limits.max_connections,
+                DEFAULT_MAX_CONNECTIONS,
+            )?,
+            max_connections_per_ip: at_least_one(
+                "max_connections_per_ip",
+                self.limits.max_connections_per_ip,
+                DEFAULT_MAX_CONNECTIONS_PER_IP,
+            )?,
+            handshake_timeout: positive(
+                "handshake_timeout_secs",
+                self.limits.handshake_timeout_secs,
+                DEFAULT_HANDSHAKE_TIMEOUT_SECS,
+            )?,
+            idle_timeout: positive(
+                "idle_timeout_secs",
+                self.limits.idle_timeout_secs,
+                DEFAULT_IDLE_TIMEOUT_SECS,
+            )?,
+            shutdown_grace: positive(
+                "shutdown_grace_secs",
+                self.limits.shutdown_grace_secs,
+                DEFAULT_SHUTDOWN_GRACE_SECS,
+            )?,
+        };
+        let log_level = self.log.level.unwrap_or_else(|| "info".to_string());
+        if !LOG_LEVELS.contains(&log_level.as_str()) {
+            return Err(format!(
+                "log.level {log_level:?} is unknown (expected one of {})",
+                LOG_LEVELS.join(", ")
+            ));
+        }
+        Ok(Config {
+            source: PathBuf::new(),
+            hostname,
+            data_dir: resolve(base, &self.data_dir),
+            tls: TlsConfig {
+                default: CertificateFiles {
+                    cert: resolve(base, &self.tls.cert),
+                    key: resolve(base, &self.tls.key),
+                },
+                additional: self
+                    .tls
+                    .certificate
+                    .iter()
+                    .map(|entry| CertificateFiles {
+                        cert: resolve(base, &entry.cert),
+                        key: resolve(base, &entry.key),
+                    })
+                    .collect(),
+            },
+            listen,
+            store,
+            dns_nameservers,
+            outbound_remote_port: self.outbound.remote_port,
+            limits,
+            log_level,
+        })
+    }
+}

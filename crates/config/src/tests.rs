@@ -1,0 +1,150 @@
+use std::path::Path;
+
+use super::*;
+
+const MINIMAL: &str = r#"
+hostname = "mail.example.com"
+data_dir = "data"
+[tls]
+cert = "cert.pem"
+key = "key.pem"
+"#;
+
+/// The example of CONTRACT.md, verbatim.
+const CONTRACT_EXAMPLE: &str = r#"
+hostname = "mail.example.com"      # required: greeting/EHLO name, authserv-id, default TLS name
+data_dir = "/var/lib/sealpost"     # required: embedded store, message blobs, queue, keys
+
+[tls]
+cert = "cert.pem"                  # PEM chain (leaf first)
+key  = "key.pem"                   # PEM private key: ECDSA, Ed25519 or RSA
+
+[listen]                           # each a list of "ip:port"; a service left out is off
+smtp        = ["0.0.0.0:25"]       # MTA: mail for local domains; STARTTLS offered; no AUTH
+submission  = ["0.0.0.0:587"]      # STARTTLS required before AUTH (RFC 6409)
+submissions = ["0.0.0.0:465"]      # implicit TLS (RFC 8314)
+imap        = ["0.0.0.0:143"]      # STARTTLS required before LOGIN/AUTHENTICATE
+imaps       = ["0.0.0.0:993"]
+pop3        = ["0.0.0.0:110"]      # STLS required before USER/PASS/AUTH
+pop3s       = ["0.0.0.0:995"]
+
+[store]
+backend = "sqlite"                 # default, embedded in data_dir; "postgres" adds: url = "postgres://…"
+
+[dns]
+nameservers = ["127.0.0.1:53"]     # optional; default: the system resolver (/etc/resolv.conf)
+
+[outbound]
+remote_port = 25                   # TCP port used to reach remote MX hosts (set only in tests)
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("/etc/sealpost/sealpost.toml"))
+}
+
+fn error_of(text: &str) -> String {
+    parse(text).expect_err("should fail").to_string()
+}
+
+#[test]
+fn contract_example_parses() {
+    let config = parse(CONTRACT_EXAMPLE).unwrap();
+    assert_eq!(config.hostname.as_str(), "mail.example.com");
+    assert_eq!(config.listen.len(), 7);
+    assert_eq!(config.data_dir, Path::new("/var/lib/sealpost"));
+    assert_eq!(config.tls.default.cert, Path::new("/etc/sealpost/cert.pem"));
+    assert_eq!(config.dns_nameservers.len(), 1);
+    assert_eq!(config.outbound_remote_port, 25);
+}
+
+#[test]
+fn defaults_open_nothing() {
+    let config = parse(MINIMAL).unwrap();
+    assert!(config.listen.is_empty());
+    assert_eq!(config.store, StoreConfig::Sqlite);
+    assert_eq!(config.limits.max_connections_per_ip, 50);
+    assert_eq!(config.log_level, "info");
+}
+
+#[test]
+fn relative_paths_resolve_against_the_config_folder() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(config.data_dir, Path::new("/etc/sealpost/data"));
+    assert_eq!(config.tls.default.key, Path::new("/etc/sealpost/key.pem"));
+    let bare = Config::parse(MINIMAL, Path::new("sealpost.toml")).unwrap();
+    assert!(bare.data_dir.is_absolute());
+    assert_eq!(bare.data_dir, std::env::current_dir().unwrap().join("data"));
+}
+
+#[test]
+fn unknown_keys_are_named_in_every_table() {
+    let cases = [
+        ("colour = 1\n", "[top level]"),
+        ("[tls]\ncert = \"c\"\nkey = \"k\"\ncolour = 1\n", "[tls]"),
+        ("[listen]\nsmtps = [\"0.0.0.0:465\"]\n", "[listen]"),
+        ("[store]\ncolour = 1\n", "[store]"),
+        ("[dns]\ncolour = 1\n", "[dns]"),
+        ("[outbound]\ncolour = 1\n", "[outbound]"),
+        ("[limits]\ncolour = 1\n", "[limits]"),
+        ("[log]\ncolour = 1\n", "[log]"),
+        (
+            "[[tls.certificate]]\ncert = \"a\"\nkey = \"b\"\ncolour = 1\n",
+            "[[tls.certificate]]",
+        ),
+        ("[nonsense]\n", "top"),
+    ];
+    for (extra, table) in cases {
+        let text = if extra.starts_with("[tls]") {
+            format!("hostname = \"h.example\"\ndata_dir = \"d\"\n{extra}")
+        } else {
+            format!("{MINIMAL}{extra}")
+        };
+        let text = if extra.starts_with("colour") {
+            format!("colour = 1\n{MINIMAL}")
+        } else {
+            text
+        };
+        let error = error_of(&text);
+        let key = if extra.contains("smtps") {
+            "smtps"
+        } else if extra.contains("nonsense") {
+            "nonsense"
+        } else {
+            "colour"
+        };
+        assert!(error.contains(&format!("`{key}`")), "{table}: {error}");
+        assert!(
+            error.starts_with("/etc/sealpost/sealpost.toml: line "),
+            "{table}: {error}"
+        );
+        if table.starts_with('[') && table != "[top level]" {
+            assert!(error.contains(&format!("in {table}")), "{table}: {error}");
+        }
+    }
+}
+
+#[test]
+fn bad_values_are_named() {
+    let bad_listen = format!("{MINIMAL}[listen]\nsmtp = [\"localhost:25\"]\n");
+    assert!(error_of(&bad_listen).contains("listen.smtp: \"localhost:25\""));
+    let twice =
+        format!("{MINIMAL}[listen]\nsmtp = [\"127.0.0.1:25\"]\nimap = [\"127.0.0.1:25\"]\n");
+    assert!(error_of(&twice).contains("already used by listen.smtp"));
+    let bad_host = MINIMAL.replace("mail.example.com", "mail_example");
+    assert!(error_of(&bad_host).contains("hostname \"mail_example\""));
+    let postgres = format!("{MINIMAL}[store]\nbackend = \"postgres\"\nurl = \"postgres://x\"\n");
+    assert!(error_of(&postgres).contains("store.backend"));
+    let zero = format!("{MINIMAL}[limits]\nmax_connections = 0\n");
+    assert!(error_of(&zero).contains("limits.max_connections"));
+    let level = format!("{MINIMAL}[log]\nlevel = \"loud\"\n");
+    assert!(error_of(&level).contains("log.level"));
+    assert!(error_of("data_dir = \"d\"\n[tls]\ncert = \"c\"\nkey = \"k\"\n").contains("hostname"));
+}
+
+#[test]
+fn missing_file_is_named() {
+    let error = Config::load(Path::new("/nonexistent/sealpost.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("/nonexistent/sealpost.toml"), "{error}");
+}

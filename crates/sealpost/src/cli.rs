@@ -1,0 +1,118 @@
+//! Command-line syntax (CONTRACT.md "The binary").
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sealpost",
+    version,
+    about = "A mail server that is private and authentic by default"
+)]
+pub struct Cli {
+    /// Configuration file (default: ./sealpost.toml if present, else /etc/sealpost/sealpost.toml).
+    #[arg(long, global = true, env = "SEALPOST_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    pub fn config_path(&self) -> PathBuf {
+        if let Some(path) = &self.config {
+            return path.clone();
+        }
+        let local = PathBuf::from("sealpost.toml");
+        if local.exists() {
+            local
+        } else {
+            PathBuf::from("/etc/sealpost/sealpost.toml")
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every configured listener until SIGTERM/SIGINT; SIGHUP reloads certificates.
+    Serve,
+    /// Validate the configuration and the certificate/key pairs.
+    Check,
+    /// Run a complete server on 127.0.0.1 with no set-up (self-signed certificate).
+    Demo {
+        /// Folder for the demo's configuration, certificate and store (reused if present).
+        #[arg(long, default_value = "sealpost-demo")]
+        dir: PathBuf,
+    },
+    /// Write a production configuration for a domain and print the DNS records to publish.
+    Quickstart {
+        /// The mail domain (addresses will be user@DOMAIN).
+        #[arg(long)]
+        domain: String,
+        /// The server's host name (default: mail.DOMAIN).
+        #[arg(long)]
+        hostname: Option<String>,
+        /// Folder for the configuration, certificate and store.
+        #[arg(long, default_value = "sealpost")]
+        dir: PathBuf,
+    },
+    /// Domains served.
+    #[command(subcommand)]
+    Domain(DomainCommand),
+    /// Accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Aliases (`@domain` is a catch-all).
+    #[command(subcommand)]
+    Alias(AliasCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainCommand {
+    /// Serve a domain; creates its DKIM keys (Ed25519 and RSA-2048).
+    Add { domain: String },
+    /// Stop serving a domain (refused while accounts or aliases use it).
+    Del { domain: String },
+    /// List served domains.
+    List,
+    /// Print the DNS records to publish for a domain, in zone-file syntax.
+    Records { domain: String },
+}
+
+#[derive(Debug, Args)]
+pub struct PasswordSource {
+    /// Read the password from standard input instead of generating one.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account (its domain must be served).
+    Add {
+        email: String,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// Delete an account and all its mail.
+    Del { email: String },
+    /// List accounts, optionally of one domain.
+    List { domain: Option<String> },
+    /// Set a new password.
+    Passwd {
+        email: String,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// Deliver mail for ALIAS to TARGET[,TARGET...]; `@domain` as ALIAS is a catch-all.
+    Add { alias: String, targets: String },
+    /// Remove an alias.
+    Del { alias: String },
+    /// List aliases.
+    List,
+}

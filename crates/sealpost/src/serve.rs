@@ -1,0 +1,127 @@
+//! `sealpost serve`: every configured listener until SIGTERM/SIGINT.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use sealpost_config::{Config, ServiceName};
+use sealpost_net::{CertPaths, CertStore, Handler, Limits, ListenerSpec, ServiceKind};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use crate::exit::CliError;
+use crate::manage::open_store;
+use crate::unavailable::UnavailableHandler;
+
+pub fn service_kind(name: ServiceName) -> ServiceKind {
+    match name {
+        ServiceName::Smtp => ServiceKind::Smtp,
+        ServiceName::Submission => ServiceKind::Submission,
+        ServiceName::Submissions => ServiceKind::Submissions,
+        ServiceName::Imap => ServiceKind::Imap,
+        ServiceName::Imaps => ServiceKind::Imaps,
+        ServiceName::Pop3 => ServiceKind::Pop3,
+        ServiceName::Pop3s => ServiceKind::Pop3s,
+    }
+}
+
+pub fn cert_paths(config: &Config) -> (CertPaths, Vec<CertPaths>) {
+    let default = CertPaths {
+        cert: config.tls.default.cert.clone(),
+        key: config.tls.default.key.clone(),
+    };
+    let additional = config
+        .tls
+        .additional
+        .iter()
+        .map(|files| CertPaths {
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+        })
+        .collect();
+    (default, additional)
+}
+
+fn init_logging(level: &str) {
+    // RUST_LOG, when set, overrides [log] level (for debugging one module).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+pub async fn serve(config_path: &Path) -> Result<(), CliError> {
+    let config = Config::load(config_path)?;
+    run(&config, CancellationToken::new()).await
+}
+
+/// Runs the server of `config` until a signal or `shutdown` is cancelled.
+pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<(), CliError> {
+    init_logging(&config.log_level);
+    let (default, additional) = cert_paths(config);
+    let certs = CertStore::load(default, additional).map_err(CliError::usage)?;
+    let _store = open_store(config).await?;
+    let specs: Vec<ListenerSpec> = config
+        .listen
+        .iter()
+        .map(|(name, addr)| ListenerSpec {
+            service: service_kind(*name),
+            addr: *addr,
+        })
+        .collect();
+    if specs.is_empty() {
+        return Err(CliError::usage(anyhow!(
+            "{}: [listen] names no address, so there is nothing to serve",
+            config.source.display()
+        )));
+    }
+    let listeners = sealpost_net::bind(&specs).map_err(CliError::runtime)?;
+
+    let unavailable: Arc<dyn Handler> = Arc::new(UnavailableHandler::new(config.hostname.as_str()));
+    let handlers: HashMap<ServiceKind, Arc<dyn Handler>> = specs
+        .iter()
+        .map(|spec| (spec.service, Arc::clone(&unavailable)))
+        .collect();
+
+    sealpost_net::spawn_reload_on_sighup(Arc::clone(&certs)).map_err(CliError::runtime)?;
+    spawn_shutdown_on_signal(shutdown.clone())?;
+    let limits = Limits {
+        max_connections: config.limits.max_connections,
+        max_connections_per_ip: config.limits.max_connections_per_ip,
+        handshake_timeout: config.limits.handshake_timeout,
+        idle_timeout: config.limits.idle_timeout,
+        shutdown_grace: config.limits.shutdown_grace,
+    };
+    tracing::info!(
+        hostname = %config.hostname,
+        listeners = %specs.iter().map(|s| format!("{}={}", s.service.name(), s.addr)).collect::<Vec<_>>().join(" "),
+        "sealpost is serving"
+    );
+    listeners
+        .serve(handlers, certs, limits, shutdown)
+        .await
+        .map_err(CliError::runtime)?;
+    tracing::info!("sealpost stopped");
+    Ok(())
+}
+
+/// SIGTERM and SIGINT start a graceful shutdown: stop accepting, let sessions finish.
+fn spawn_shutdown_on_signal(shutdown: CancellationToken) -> Result<(), CliError> {
+    let mut terminate = signal(SignalKind::terminate())
+        .map_err(|error| CliError::runtime(anyhow!("cannot watch SIGTERM: {error}")))?;
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(|error| CliError::runtime(anyhow!("cannot watch SIGINT: {error}")))?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
+            () = shutdown.cancelled() => return,
+        }
+        shutdown.cancel();
+    });
+    Ok(())
+}

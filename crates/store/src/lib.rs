@@ -1,0 +1,166 @@
+//! The store: the traits every backend implements, their types, and the SQLite backend.
+//!
+//! Services see only [`Directory`] and [`MailStore`] (joined as [`Store`]); which backend
+//! serves them is decided in exactly one place, [`open`].
+#![forbid(unsafe_code)]
+
+pub mod authenticate;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+mod error;
+pub mod sqlite;
+mod types;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sealpost_types::{
+    AccountId, Address, AliasSource, BlobId, Domain, MailboxId, MailboxName, ModSeq, SpecialUse,
+    Uid,
+};
+use tokio::sync::broadcast;
+
+pub use error::StoreError;
+pub use types::{
+    Account, Alias, ChangeEvent, DkimAlgorithm, DkimKey, DomainRecord, FlagOp, Mailbox, MessageMeta,
+};
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which backend to open, and where. Built by the binary from `[store]` and `data_dir`.
+#[derive(Debug, Clone)]
+pub enum BackendConfig {
+    /// Embedded SQLite database (and nothing else) inside this folder.
+    Sqlite { data_dir: PathBuf },
+}
+
+/// Opens the configured backend. The only place where a backend is chosen.
+pub async fn open(config: &BackendConfig) -> StoreResult<Arc<dyn Store>> {
+    match config {
+        BackendConfig::Sqlite { data_dir } => {
+            let store = sqlite::SqliteStore::open(data_dir).await?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Domains, accounts and aliases: who exists and who receives what.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    /// Adds a served domain with its DKIM keys. `AlreadyExists` if it is served already.
+    async fn add_domain(&self, domain: &Domain, dkim_keys: Vec<DkimKey>) -> StoreResult<()>;
+    /// Removes a domain. `NotFound` if not served; `InUse` while accounts or aliases use it.
+    async fn delete_domain(&self, domain: &Domain) -> StoreResult<()>;
+    async fn domain(&self, domain: &Domain) -> StoreResult<Option<DomainRecord>>;
+    /// All served domains, sorted.
+    async fn list_domains(&self) -> StoreResult<Vec<Domain>>;
+
+    /// Creates an account and its default mailboxes (INBOX, Sent, Drafts, Trash, Junk,
+    /// Archive) in one transaction. `UnknownDomain` if the domain is not served,
+    /// `AlreadyExists` if the address is taken by an account or an alias.
+    async fn add_account(&self, address: &Address, password_hash: &str) -> StoreResult<AccountId>;
+    /// Deletes an account with all its mailboxes and messages. `NotFound` if absent.
+    async fn delete_account(&self, address: &Address) -> StoreResult<()>;
+    async fn account(&self, address: &Address) -> StoreResult<Option<Account>>;
+    async fn account_by_id(&self, id: AccountId) -> StoreResult<Option<Account>>;
+    /// Accounts, sorted by address, optionally of one domain only.
+    async fn list_accounts(&self, domain: Option<&Domain>) -> StoreResult<Vec<Account>>;
+    /// Replaces the password hash. `NotFound` if absent.
+    async fn set_password(&self, address: &Address, password_hash: &str) -> StoreResult<()>;
+
+    /// Adds (or replaces) an alias. `UnknownDomain` if the alias's domain is not served;
+    /// `AlreadyExists` if the source address is an account.
+    async fn add_alias(&self, source: &AliasSource, targets: &[Address]) -> StoreResult<()>;
+    /// `NotFound` if absent.
+    async fn delete_alias(&self, source: &AliasSource) -> StoreResult<()>;
+    /// Aliases, sorted by source.
+    async fn list_aliases(&self) -> StoreResult<Vec<Alias>>;
+
+    /// The accounts that receive mail sent to `address`, in this order of precedence:
+    /// an account with that address; an alias with that address (targets that are local
+    /// accounts, followed one level); the same two for the address without its `+tag`;
+    /// the catch-all alias of the domain. Empty when nobody receives it.
+    async fn resolve_recipient(&self, address: &Address) -> StoreResult<Vec<AccountId>>;
+}
+
+/// Mailboxes and messages of accounts.
+#[async_trait]
+pub trait MailStore: Send + Sync {
+    /// Mailboxes of an account, sorted by name.
+    async fn mailboxes(&self, account: AccountId) -> StoreResult<Vec<Mailbox>>;
+    async fn mailbox(&self, account: AccountId, name: &MailboxName)
+    -> StoreResult<Option<Mailbox>>;
+    async fn mailbox_by_special_use(
+        &self,
+        account: AccountId,
+        special_use: SpecialUse,
+    ) -> StoreResult<Option<Mailbox>>;
+    /// `AlreadyExists` if the name is taken. A new mailbox gets a fresh UIDVALIDITY.
+    async fn create_mailbox(
+        &self,
+        account: AccountId,
+        name: &MailboxName,
+        special_use: Option<SpecialUse>,
+    ) -> StoreResult<Mailbox>;
+    /// Renames a mailbox and its children (`a` -> `b` also renames `a/x` -> `b/x`).
+    /// Renaming INBOX moves its messages into a new mailbox and leaves INBOX empty
+    /// (RFC 9051 §6.3.6). `NotFound`, `AlreadyExists` as expected.
+    async fn rename_mailbox(
+        &self,
+        account: AccountId,
+        from: &MailboxName,
+        to: &MailboxName,
+    ) -> StoreResult<()>;
+    /// Deletes a mailbox and its messages; INBOX cannot be deleted (`Refused`).
+    async fn delete_mailbox(&self, account: AccountId, name: &MailboxName) -> StoreResult<()>;
+    async fn set_subscribed(
+        &self,
+        account: AccountId,
+        name: &MailboxName,
+        subscribed: bool,
+    ) -> StoreResult<()>;
+
+    /// Stores one message for several mailboxes (one blob, one commit, fsync'd before this
+    /// returns). Returns the UID and MODSEQ given in each mailbox, in the order of `targets`.
+    async fn deliver(
+        &self,
+        raw: Arc<[u8]>,
+        internal_date: i64,
+        targets: &[(MailboxId, Vec<String>)],
+    ) -> StoreResult<Vec<(MailboxId, Uid, ModSeq)>>;
+    /// Messages of a mailbox in UID order.
+    async fn messages(&self, mailbox: MailboxId) -> StoreResult<Vec<MessageMeta>>;
+    /// The bytes of a stored message. `NotFound` if no message refers to it.
+    async fn read_blob(&self, blob: &BlobId) -> StoreResult<Vec<u8>>;
+    /// Changes flags of the given UIDs (missing UIDs are ignored). With `unchanged_since`,
+    /// messages whose MODSEQ is higher are left alone (RFC 7162 §3.1.3). Returns the
+    /// messages that changed, with their new MODSEQ.
+    async fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &[String],
+        unchanged_since: Option<ModSeq>,
+    ) -> StoreResult<Vec<MessageMeta>>;
+    /// Removes messages; each removal is recorded with a new MODSEQ in the expunge log.
+    /// Returns the UIDs actually removed.
+    async fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> StoreResult<Vec<Uid>>;
+    /// UIDs expunged with a MODSEQ above `since` (RFC 7162 VANISHED).
+    async fn expunged_since(&self, mailbox: MailboxId, since: ModSeq) -> StoreResult<Vec<Uid>>;
+    /// Copies messages into another mailbox (same blob). Returns (source UID, new UID) pairs.
+    async fn copy_messages(
+        &self,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+    ) -> StoreResult<Vec<(Uid, Uid)>>;
+    /// Changes to an account made through this process (delivery, flags, expunge, mailbox
+    /// changes), for IDLE and for sessions that share a mailbox.
+    fn subscribe(&self, account: AccountId) -> broadcast::Receiver<ChangeEvent>;
+}
+
+/// Everything a backend provides.
+pub trait Store: Directory + MailStore {}
+impl<T: Directory + MailStore> Store for T {}

@@ -1,0 +1,217 @@
+//! The `MailStore` trait: each method runs its SQL on the writer or a reader, then
+//! publishes change events once the write is committed.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sealpost_types::{AccountId, BlobId, MailboxId, MailboxName, ModSeq, SpecialUse, Uid};
+use sha2::{Digest, Sha256};
+use tokio::sync::broadcast;
+
+use super::mailboxes::{self, Renamed};
+use super::{SqliteStore, messages};
+use crate::{ChangeEvent, FlagOp, MailStore, Mailbox, MessageMeta, StoreError, StoreResult};
+
+/// Messages up to this size are hashed on the calling task; larger ones on a blocking
+/// thread, so that a 50 MB message does not stall an async worker for tens of ms.
+const INLINE_HASH_LIMIT: usize = 256 * 1024;
+
+async fn blob_id(raw: &Arc<[u8]>) -> StoreResult<BlobId> {
+    fn sha256(bytes: &[u8]) -> BlobId {
+        BlobId(Sha256::digest(bytes).into())
+    }
+    if raw.len() <= INLINE_HASH_LIMIT {
+        return Ok(sha256(raw));
+    }
+    let raw = Arc::clone(raw);
+    tokio::task::spawn_blocking(move || sha256(&raw))
+        .await
+        .map_err(|e| StoreError::Database(format!("hashing the message failed: {e}")))
+}
+
+#[async_trait]
+impl MailStore for SqliteStore {
+    async fn mailboxes(&self, account: AccountId) -> StoreResult<Vec<Mailbox>> {
+        self.readers
+            .read(move |txn| mailboxes::list(txn, account))
+            .await
+    }
+
+    async fn mailbox(
+        &self,
+        account: AccountId,
+        name: &MailboxName,
+    ) -> StoreResult<Option<Mailbox>> {
+        let name = name.clone();
+        self.readers
+            .read(move |txn| mailboxes::by_name(txn, account, &name))
+            .await
+    }
+
+    async fn mailbox_by_special_use(
+        &self,
+        account: AccountId,
+        special_use: SpecialUse,
+    ) -> StoreResult<Option<Mailbox>> {
+        self.readers
+            .read(move |txn| mailboxes::by_special_use(txn, account, special_use))
+            .await
+    }
+
+    async fn create_mailbox(
+        &self,
+        account: AccountId,
+        name: &MailboxName,
+        special_use: Option<SpecialUse>,
+    ) -> StoreResult<Mailbox> {
+        let name = name.clone();
+        let mailbox = self
+            .writer
+            .write(move |txn| mailboxes::create(txn, account, &name, special_use))
+            .await?;
+        self.events.publish(account, ChangeEvent::MailboxesChanged);
+        Ok(mailbox)
+    }
+
+    async fn rename_mailbox(
+        &self,
+        account: AccountId,
+        from: &MailboxName,
+        to: &MailboxName,
+    ) -> StoreResult<()> {
+        let (from, to) = (from.clone(), to.clone());
+        let renamed = self
+            .writer
+            .write(move |txn| mailboxes::rename(txn, account, &from, &to))
+            .await?;
+        if let Renamed::InboxMoved { inbox } = renamed {
+            self.events
+                .publish(account, ChangeEvent::MessagesExpunged { mailbox: inbox });
+        }
+        self.events.publish(account, ChangeEvent::MailboxesChanged);
+        Ok(())
+    }
+
+    async fn delete_mailbox(&self, account: AccountId, name: &MailboxName) -> StoreResult<()> {
+        let name = name.clone();
+        self.writer
+            .write(move |txn| mailboxes::delete(txn, account, &name))
+            .await?;
+        self.events.publish(account, ChangeEvent::MailboxesChanged);
+        Ok(())
+    }
+
+    async fn set_subscribed(
+        &self,
+        account: AccountId,
+        name: &MailboxName,
+        subscribed: bool,
+    ) -> StoreResult<()> {
+        let name = name.clone();
+        self.writer
+            .write(move |txn| mailboxes::set_subscribed(txn, account, &name, subscribed))
+            .await?;
+        self.events.publish(account, ChangeEvent::MailboxesChanged);
+        Ok(())
+    }
+
+    async fn deliver(
+        &self,
+        raw: Arc<[u8]>,
+        internal_date: i64,
+        targets: &[(MailboxId, Vec<String>)],
+    ) -> StoreResult<Vec<(MailboxId, Uid, ModSeq)>> {
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let blob = blob_id(&raw).await?;
+        let targets = targets.to_vec();
+        // One job: the blob and every copy commit together or not at all.
+        let (placed, touched) = self
+            .writer
+            .write(move |txn| messages::deliver(txn, &blob, &raw, internal_date, &targets))
+            .await?;
+        self.events.publish_all(
+            touched
+                .into_iter()
+                .map(|(account, mailbox)| (account, ChangeEvent::MessagesAdded { mailbox })),
+        );
+        Ok(placed)
+    }
+
+    async fn messages(&self, mailbox: MailboxId) -> StoreResult<Vec<MessageMeta>> {
+        self.readers
+            .read(move |txn| messages::list(txn, mailbox))
+            .await
+    }
+
+    async fn read_blob(&self, blob: &BlobId) -> StoreResult<Vec<u8>> {
+        let blob = *blob;
+        self.readers
+            .read(move |txn| messages::read_blob(txn, &blob))
+            .await
+    }
+
+    async fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &[String],
+        unchanged_since: Option<ModSeq>,
+    ) -> StoreResult<Vec<MessageMeta>> {
+        let (uids, flags) = (uids.to_vec(), flags.to_vec());
+        let (changed, account) = self
+            .writer
+            .write(move |txn| {
+                messages::store_flags(txn, mailbox, &uids, op, &flags, unchanged_since)
+            })
+            .await?;
+        if !changed.is_empty() {
+            self.events
+                .publish(account, ChangeEvent::FlagsChanged { mailbox });
+        }
+        Ok(changed)
+    }
+
+    async fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> StoreResult<Vec<Uid>> {
+        let uids = uids.to_vec();
+        let (removed, account) = self
+            .writer
+            .write(move |txn| messages::expunge(txn, mailbox, &uids))
+            .await?;
+        if !removed.is_empty() {
+            self.events
+                .publish(account, ChangeEvent::MessagesExpunged { mailbox });
+        }
+        Ok(removed)
+    }
+
+    async fn expunged_since(&self, mailbox: MailboxId, since: ModSeq) -> StoreResult<Vec<Uid>> {
+        self.readers
+            .read(move |txn| messages::expunged_since(txn, mailbox, since))
+            .await
+    }
+
+    async fn copy_messages(
+        &self,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+    ) -> StoreResult<Vec<(Uid, Uid)>> {
+        let uids = uids.to_vec();
+        let (pairs, account) = self
+            .writer
+            .write(move |txn| messages::copy(txn, from, &uids, to))
+            .await?;
+        if !pairs.is_empty() {
+            self.events
+                .publish(account, ChangeEvent::MessagesAdded { mailbox: to });
+        }
+        Ok(pairs)
+    }
+
+    fn subscribe(&self, account: AccountId) -> broadcast::Receiver<ChangeEvent> {
+        self.events.subscribe(account)
+    }
+}

@@ -1,0 +1,342 @@
+//! Messages: delivery, flags, expunge, copy, and the counters (UIDNEXT, HIGHESTMODSEQ)
+//! every one of them advances.
+
+use rusqlite::{Connection, params};
+use sealpost_types::{AccountId, BlobId, MailboxId, ModSeq, Uid};
+
+use super::{mailboxes, rows};
+use crate::{FlagOp, Mailbox, MessageMeta, StoreError, StoreResult};
+
+/// A mailbox's UIDNEXT and HIGHESTMODSEQ, advanced in memory and written back once.
+struct Counters {
+    mailbox: MailboxId,
+    account: AccountId,
+    uid_next: i64,
+    highest_modseq: i64,
+}
+
+impl Counters {
+    fn load(conn: &Connection, mailbox: MailboxId) -> StoreResult<Counters> {
+        let found = rows::first(
+            conn,
+            "SELECT account_id, uid_next, highest_modseq FROM mailboxes WHERE id = ?1",
+            [mailbox.0],
+            |row| Ok((rows::get(row, 0)?, rows::get(row, 1)?, rows::get(row, 2)?)),
+        )?;
+        let (account, uid_next, highest_modseq) = found
+            .ok_or_else(|| StoreError::NotFound(format!("the mailbox with id {}", mailbox.0)))?;
+        Ok(Counters {
+            mailbox,
+            account: AccountId(account),
+            uid_next,
+            highest_modseq,
+        })
+    }
+
+    /// RFC 9051 §2.3.1.1: UIDs strictly ascend and are never reused, so UIDNEXT only grows
+    /// (an expunge does not lower it).
+    fn next_uid(&mut self) -> StoreResult<Uid> {
+        let uid = rows::uid(self.uid_next)?;
+        if uid.0 == u32::MAX {
+            // The last UID would leave no valid UIDNEXT; a client must move the messages
+            // to a new mailbox (new UIDVALIDITY) instead.
+            return Err(StoreError::Refused(format!(
+                "the mailbox with id {} has used up its UIDs",
+                self.mailbox.0
+            )));
+        }
+        self.uid_next += 1;
+        Ok(uid)
+    }
+
+    /// RFC 7162 §3.1.1: every change gets a MODSEQ higher than any before it in this
+    /// mailbox. Each touched message gets its own, so no two changes ever share one.
+    fn next_modseq(&mut self) -> ModSeq {
+        self.highest_modseq += 1;
+        ModSeq(u64::try_from(self.highest_modseq).unwrap_or(1))
+    }
+
+    fn save(&self, conn: &Connection) -> StoreResult<()> {
+        conn.prepare_cached(
+            "UPDATE mailboxes SET uid_next = ?1, highest_modseq = ?2 WHERE id = ?3",
+        )?
+        .execute(params![self.uid_next, self.highest_modseq, self.mailbox.0])?;
+        Ok(())
+    }
+}
+
+fn insert_message(conn: &Connection, meta: &MessageMeta) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO messages (mailbox_id, uid, modseq, flags, internal_date, size, blob_hash) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        meta.mailbox.0,
+        meta.uid.0,
+        rows::modseq_param(meta.modseq),
+        rows::encode_flags(&meta.flags),
+        meta.internal_date,
+        i64::try_from(meta.size).unwrap_or(i64::MAX),
+        &meta.blob.0[..],
+    ])?;
+    Ok(())
+}
+
+fn message(conn: &Connection, mailbox: MailboxId, uid: Uid) -> StoreResult<Option<MessageMeta>> {
+    rows::first(
+        conn,
+        &format!(
+            "SELECT {} FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+            rows::MESSAGE_COLUMNS
+        ),
+        params![mailbox.0, uid.0],
+        rows::message,
+    )
+}
+
+/// Sorted, without duplicates: the order in which UIDs are worked on and reported.
+fn sorted(uids: &[Uid]) -> Vec<Uid> {
+    let mut uids = uids.to_vec();
+    uids.sort_unstable();
+    uids.dedup();
+    uids
+}
+
+/// Where a delivery put the message: per target (mailbox, UID, MODSEQ), in target order.
+pub(crate) type Placed = Vec<(MailboxId, Uid, ModSeq)>;
+/// The (account, mailbox) pairs whose sessions hear of a change.
+pub(crate) type Touched = Vec<(AccountId, MailboxId)>;
+
+/// One delivery: the blob once, then one message per target. Returns each target's UID
+/// and MODSEQ in the order of `targets`, and the accounts to notify.
+pub(crate) fn deliver(
+    conn: &Connection,
+    blob: &BlobId,
+    raw: &[u8],
+    internal_date: i64,
+    targets: &[(MailboxId, Vec<String>)],
+) -> StoreResult<(Placed, Touched)> {
+    // Content-addressed: a message sent to many recipients is stored once.
+    conn.prepare_cached("INSERT OR IGNORE INTO blobs (hash, data) VALUES (?1, ?2)")?
+        .execute(params![&blob.0[..], raw])?;
+    let mut placed = Vec::with_capacity(targets.len());
+    let mut touched = Vec::with_capacity(targets.len());
+    for (mailbox, flags) in targets {
+        // Loaded per target: the same mailbox may be named twice.
+        let mut counters = Counters::load(conn, *mailbox)?;
+        let meta = MessageMeta {
+            mailbox: *mailbox,
+            uid: counters.next_uid()?,
+            modseq: counters.next_modseq(),
+            flags: rows::normalize_flags(flags.iter().map(String::as_str))?,
+            internal_date,
+            size: raw.len() as u64,
+            blob: *blob,
+        };
+        insert_message(conn, &meta)?;
+        counters.save(conn)?;
+        placed.push((meta.mailbox, meta.uid, meta.modseq));
+        touched.push((counters.account, meta.mailbox));
+    }
+    Ok((placed, touched))
+}
+
+pub(crate) fn list(conn: &Connection, mailbox: MailboxId) -> StoreResult<Vec<MessageMeta>> {
+    mailboxes::existing(conn, mailbox)?;
+    rows::collect(
+        conn,
+        &format!(
+            "SELECT {} FROM messages WHERE mailbox_id = ?1 ORDER BY uid",
+            rows::MESSAGE_COLUMNS
+        ),
+        [mailbox.0],
+        rows::message,
+    )
+}
+
+pub(crate) fn read_blob(conn: &Connection, blob: &BlobId) -> StoreResult<Vec<u8>> {
+    rows::first(
+        conn,
+        "SELECT data FROM blobs WHERE hash = ?1",
+        [&blob.0[..]],
+        |row| rows::get(row, 0),
+    )?
+    .ok_or_else(|| StoreError::NotFound(format!("the message blob {blob}")))
+}
+
+fn apply(op: FlagOp, current: &[String], given: &[String]) -> StoreResult<Vec<String>> {
+    match op {
+        FlagOp::Add => rows::normalize_flags(current.iter().chain(given).map(String::as_str)),
+        FlagOp::Remove => Ok(current
+            .iter()
+            .filter(|have| !given.iter().any(|g| g.eq_ignore_ascii_case(have)))
+            .cloned()
+            .collect()),
+        FlagOp::Replace => Ok(given.to_vec()),
+    }
+}
+
+pub(crate) fn store_flags(
+    conn: &Connection,
+    mailbox: MailboxId,
+    uids: &[Uid],
+    op: FlagOp,
+    flags: &[String],
+    unchanged_since: Option<ModSeq>,
+) -> StoreResult<(Vec<MessageMeta>, AccountId)> {
+    let given = rows::normalize_flags(flags.iter().map(String::as_str))?;
+    let mut counters = Counters::load(conn, mailbox)?;
+    let mut changed = Vec::new();
+    for uid in sorted(uids) {
+        let Some(mut meta) = message(conn, mailbox, uid)? else {
+            continue; // missing UIDs are ignored
+        };
+        // RFC 7162 §3.1.3: UNCHANGEDSINCE leaves alone every message whose MODSEQ is
+        // higher than the given value (the caller reports those as MODIFIED).
+        if unchanged_since.is_some_and(|since| meta.modseq > since) {
+            continue;
+        }
+        let new_flags = apply(op, &meta.flags, &given)?;
+        if new_flags == meta.flags {
+            // No change, no new MODSEQ: nothing for other sessions to resynchronise.
+            continue;
+        }
+        // RFC 7162 §3.1.1: a metadata change gives the message a new, higher MODSEQ.
+        meta.modseq = counters.next_modseq();
+        meta.flags = new_flags;
+        conn.prepare_cached(
+            "UPDATE messages SET flags = ?1, modseq = ?2 WHERE mailbox_id = ?3 AND uid = ?4",
+        )?
+        .execute(params![
+            rows::encode_flags(&meta.flags),
+            rows::modseq_param(meta.modseq),
+            mailbox.0,
+            uid.0
+        ])?;
+        changed.push(meta);
+    }
+    counters.save(conn)?;
+    Ok((changed, counters.account))
+}
+
+/// Removes one message and records its removal in the expunge log with a new MODSEQ.
+fn expunge_one(conn: &Connection, counters: &mut Counters, uid: Uid) -> StoreResult<bool> {
+    let removed = conn
+        .prepare_cached("DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2")?
+        .execute(params![counters.mailbox.0, uid.0])?;
+    if removed == 0 {
+        return Ok(false);
+    }
+    // RFC 7162 §3.2: an expunge increments the mailbox's MODSEQ and associates it with the
+    // expunged UID, kept to answer VANISHED (EARLIER) after a client's last known MODSEQ.
+    let modseq = counters.next_modseq();
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![
+        counters.mailbox.0,
+        uid.0,
+        rows::modseq_param(modseq)
+    ])?;
+    Ok(true)
+}
+
+pub(crate) fn expunge(
+    conn: &Connection,
+    mailbox: MailboxId,
+    uids: &[Uid],
+) -> StoreResult<(Vec<Uid>, AccountId)> {
+    let mut counters = Counters::load(conn, mailbox)?;
+    let mut removed = Vec::new();
+    for uid in sorted(uids) {
+        if expunge_one(conn, &mut counters, uid)? {
+            removed.push(uid);
+        }
+    }
+    counters.save(conn)?;
+    Ok((removed, counters.account))
+}
+
+pub(crate) fn expunged_since(
+    conn: &Connection,
+    mailbox: MailboxId,
+    since: ModSeq,
+) -> StoreResult<Vec<Uid>> {
+    mailboxes::existing(conn, mailbox)?;
+    rows::collect(
+        conn,
+        "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
+        params![mailbox.0, rows::modseq_param(since)],
+        |row| rows::uid(rows::get(row, 0)?),
+    )
+}
+
+/// Copies messages (same blob, flags and internal date, RFC 9051 §6.4.7) with new UIDs in
+/// the target, in ascending source-UID order. Returns the pairs and the target's account.
+pub(crate) fn copy(
+    conn: &Connection,
+    from: MailboxId,
+    uids: &[Uid],
+    to: MailboxId,
+) -> StoreResult<(Vec<(Uid, Uid)>, AccountId)> {
+    mailboxes::existing(conn, from)?;
+    let mut counters = Counters::load(conn, to)?;
+    // Read every source first: copying a mailbox into itself must not see its own copies.
+    let mut sources = Vec::new();
+    for uid in sorted(uids) {
+        if let Some(meta) = message(conn, from, uid)? {
+            sources.push(meta);
+        }
+    }
+    let mut pairs = Vec::with_capacity(sources.len());
+    for source in sources {
+        let copy = MessageMeta {
+            mailbox: to,
+            uid: counters.next_uid()?,
+            modseq: counters.next_modseq(),
+            ..source.clone()
+        };
+        insert_message(conn, &copy)?;
+        pairs.push((source.uid, copy.uid));
+    }
+    counters.save(conn)?;
+    Ok((pairs, counters.account))
+}
+
+/// Moves every message of `from` into `to` with new UIDs there; for `from` each move is an
+/// expunge (logged with a MODSEQ). Used by the rename of INBOX.
+pub(crate) fn move_all(conn: &Connection, from: &Mailbox, to: &Mailbox) -> StoreResult<()> {
+    let mut source = Counters::load(conn, from.id)?;
+    let mut target = Counters::load(conn, to.id)?;
+    let uids = rows::collect(
+        conn,
+        "SELECT uid FROM messages WHERE mailbox_id = ?1 ORDER BY uid",
+        [from.id.0],
+        |row| rows::uid(rows::get(row, 0)?),
+    )?;
+    for uid in uids {
+        let new_uid = target.next_uid()?;
+        let new_modseq = target.next_modseq();
+        // An UPDATE, not delete + insert: the blob keeps its reference throughout.
+        conn.prepare_cached(
+            "UPDATE messages SET mailbox_id = ?1, uid = ?2, modseq = ?3 \
+             WHERE mailbox_id = ?4 AND uid = ?5",
+        )?
+        .execute(params![
+            to.id.0,
+            new_uid.0,
+            rows::modseq_param(new_modseq),
+            from.id.0,
+            uid.0
+        ])?;
+        let modseq = source.next_modseq();
+        // RFC 7162 §3.2: for sessions on INBOX the message is expunged (new MODSEQ, logged).
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![from.id.0, uid.0, rows::modseq_param(modseq)])?;
+    }
+    source.save(conn)?;
+    target.save(conn)?;
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! Connection settings and versioned schema migrations.
+//!
+//! The schema version lives in `PRAGMA user_version` (in the database header, so it changes
+//! in the same transaction as the migration that bumps it). `MIGRATIONS[i]` takes a database
+//! from version `i` to `i + 1`; scripts are only ever appended, never edited once released.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::StoreError;
+
+/// How long a connection waits for a lock held by another connection or process (the CLI
+/// runs as a separate process against the same database while the server runs).
+const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
+
+/// Version 1: the whole store model of DESIGN §4.
+const V1: &str = r#"
+CREATE TABLE domains (
+    id   INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+
+CREATE TABLE dkim_keys (
+    id                INTEGER PRIMARY KEY,
+    domain_id         INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+    selector          TEXT NOT NULL,
+    algorithm         TEXT NOT NULL,
+    private_key_pem   TEXT NOT NULL,
+    public_key_base64 TEXT NOT NULL,
+    UNIQUE (domain_id, selector)
+);
+
+-- AUTOINCREMENT on accounts and mailboxes: an id is never handed out twice, so a session
+-- still holding the id of a deleted account or mailbox can never reach a newer one.
+-- No ON DELETE action on domain_id: a domain cannot go while accounts or aliases use it.
+CREATE TABLE accounts (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    address       TEXT NOT NULL UNIQUE,
+    domain_id     INTEGER NOT NULL REFERENCES domains(id),
+    password_hash TEXT NOT NULL,
+    quota_bytes   INTEGER
+);
+CREATE INDEX accounts_domain ON accounts(domain_id);
+
+-- source is an address, or "@domain" for a catch-all.
+CREATE TABLE aliases (
+    id        INTEGER PRIMARY KEY,
+    source    TEXT NOT NULL UNIQUE,
+    domain_id INTEGER NOT NULL REFERENCES domains(id)
+);
+CREATE INDEX aliases_domain ON aliases(domain_id);
+
+-- Targets are addresses, local or not, so they do not reference accounts.
+CREATE TABLE alias_targets (
+    alias_id INTEGER NOT NULL REFERENCES aliases(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    target   TEXT NOT NULL,
+    PRIMARY KEY (alias_id, position)
+);
+
+CREATE TABLE mailboxes (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id     INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    name           TEXT NOT NULL,
+    special_use    TEXT,
+    uid_validity   INTEGER NOT NULL,
+    uid_next       INTEGER NOT NULL,
+    highest_modseq INTEGER NOT NULL,
+    subscribed     INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (account_id, name)
+);
+
+-- Content-addressed message bytes: hash is the SHA-256 of data.
+CREATE TABLE blobs (
+    hash BLOB NOT NULL PRIMARY KEY,
+    data BLOB NOT NULL
+);
+
+-- flags: sorted, deduplicated, joined by single spaces (IMAP flags are atoms, which
+-- never contain a space).
+CREATE TABLE messages (
+    mailbox_id    INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    uid           INTEGER NOT NULL,
+    modseq        INTEGER NOT NULL,
+    flags         TEXT NOT NULL,
+    internal_date INTEGER NOT NULL,
+    size          INTEGER NOT NULL,
+    blob_hash     BLOB NOT NULL REFERENCES blobs(hash),
+    PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX messages_blob ON messages(blob_hash);
+CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
+
+-- RFC 7162 §3.2: the expunged UIDs with the MODSEQ of their expunge, for VANISHED (EARLIER).
+CREATE TABLE expunged (
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    uid        INTEGER NOT NULL,
+    modseq     INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);
+
+-- Store-wide counters (the UIDVALIDITY source).
+CREATE TABLE counters (
+    name  TEXT NOT NULL PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+
+-- A blob goes with the last message that refers to it. Also fires for the messages removed
+-- by the ON DELETE CASCADE of a mailbox or an account.
+CREATE TRIGGER messages_release_blob AFTER DELETE ON messages
+WHEN NOT EXISTS (SELECT 1 FROM messages WHERE blob_hash = OLD.blob_hash)
+BEGIN
+    DELETE FROM blobs WHERE hash = OLD.blob_hash;
+END;
+"#;
+
+/// Every migration in order; the schema version of a database is the number applied.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this binary writes.
+pub(crate) fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+fn open_error(path: &Path, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Open {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Opens the one read-write connection, switches it to WAL and applies pending migrations.
+pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+    configure(&conn).map_err(|e| open_error(path, e))?;
+    // WAL: readers never block the writer nor the writer the readers.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
+        .map_err(|e| open_error(path, e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(open_error(
+            path,
+            format!("cannot switch to WAL mode (got {mode})"),
+        ));
+    }
+    migrate(&mut conn).map_err(|reason| open_error(path, reason))?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection for the reader pool.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+    configure(&conn).map_err(|e| open_error(path, e))?;
+    Ok(conn)
+}
+
+/// Settings that SQLite keeps per connection, so every connection sets them.
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // FULL: the WAL is fsync'd at every commit, so a commit that returned is durable (a 250
+    // after DATA promises exactly that; NORMAL could lose the last commits on power loss).
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(())
+}
+
+/// Applies the migrations this database lacks, each in its own transaction. Refuses a
+/// database written by a newer binary rather than guessing at its schema.
+fn migrate(conn: &mut Connection) -> Result<(), String> {
+    loop {
+        // IMMEDIATE takes the write lock before reading the version, so two processes
+        // opening a fresh database at once do not both apply the same migration.
+        let txn = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| e.to_string())?;
+        let version: i64 = txn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(|e| e.to_string())?;
+        if version > current_version() {
+            return Err(format!(
+                "the database has schema version {version}, newer than the {} this sealpost \
+                 knows; use a newer sealpost (or restore a backup)",
+                current_version()
+            ));
+        }
+        let Some(script) = usize::try_from(version)
+            .ok()
+            .and_then(|index| MIGRATIONS.get(index))
+        else {
+            return Ok(());
+        };
+        txn.execute_batch(script)
+            .map_err(|e| format!("migration to schema version {}: {e}", version + 1))?;
+        if version == 0 {
+            seed_counters(&txn).map_err(|e| e.to_string())?;
+        }
+        txn.pragma_update(None, "user_version", version + 1)
+            .map_err(|e| e.to_string())?;
+        txn.commit().map_err(|e| e.to_string())?;
+    }
+}
+
+/// Seeds the UIDVALIDITY counter from the clock, so that a database created again from
+/// scratch does not hand out the values of its predecessor to the same mailbox names
+/// (RFC 9051 §2.3.1.1: UIDVALIDITY must not repeat for a name).
+fn seed_counters(txn: &rusqlite::Transaction) -> rusqlite::Result<()> {
+    txn.execute(
+        "INSERT INTO counters (name, value) VALUES ('uid_validity', ?1)",
+        [super::rows::unix_now()],
+    )?;
+    Ok(())
+}
