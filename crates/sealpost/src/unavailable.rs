@@ -4,8 +4,6 @@
 //! SMTP follows RFC 5321 §3.1: a 554 greeting, then 503 to every command until QUIT.
 //! IMAP greets with BYE (RFC 9051 §7.1.5) and POP3 with -ERR (RFC 1939 §4); both close.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use sealpost_net::{Connection, Handler, ServiceKind};
 use tokio_util::sync::CancellationToken;
@@ -64,10 +62,10 @@ fn is_quit(line: &[u8]) -> bool {
 
 #[async_trait]
 impl Handler for UnavailableHandler {
-    async fn handle(&self, mut conn: Connection, shutdown: CancellationToken) {
+    async fn handle(&self, conn: &mut Connection, shutdown: CancellationToken) {
         match conn.service() {
             ServiceKind::Smtp | ServiceKind::Submission | ServiceKind::Submissions => {
-                self.smtp(&mut conn, shutdown).await;
+                self.smtp(conn, shutdown).await;
             }
             ServiceKind::Imap | ServiceKind::Imaps => {
                 let bye = format!(
@@ -85,7 +83,5 @@ impl Handler for UnavailableHandler {
                 let _ = conn.write_all(err.as_bytes()).await;
             }
         }
-        // Let the last reply reach the client before the socket closes.
-        let _ = tokio::time::timeout(Duration::from_secs(5), conn.flush()).await;
     }
 }

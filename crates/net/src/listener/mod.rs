@@ -41,8 +41,10 @@ pub trait Handler: Send + Sync + 'static {
     ///
     /// When `shutdown` is cancelled the handler finishes the current transaction, says
     /// goodbye (SMTP 421, IMAP `* BYE`, POP3 `-ERR`) and returns; it is dropped mid-way if it
-    /// has not returned by the end of [`Limits::shutdown_grace`].
-    async fn handle(&self, conn: Connection, shutdown: CancellationToken);
+    /// has not returned by the end of [`Limits::shutdown_grace`]. The listener closes the
+    /// connection after the handler returns (with a TLS close_notify where TLS is up), so a
+    /// handler simply returns when its session is over.
+    async fn handle(&self, conn: &mut Connection, shutdown: CancellationToken);
 }
 
 /// Every configured address, bound and listening, not yet accepting.
@@ -248,6 +250,9 @@ fn admit(acceptor: &Acceptor, shared: &Arc<Shared>, socket: TcpStream, peer: Soc
         .spawn(run_connection(conn, handler, task_shared, permit, slot));
 }
 
+/// How long the final flush and close_notify may take.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs one connection: implicit TLS if the service has it, then the handler.
 async fn run_connection(
     mut conn: Connection,
@@ -272,7 +277,10 @@ async fn run_connection(
                 return;
             }
         }
-        handler.handle(conn, shutdown).await;
+        handler.handle(&mut conn, shutdown).await;
+        // RFC 8446 §6.1: end TLS with close_notify, so that clients can tell a complete
+        // session from a truncated one. Bounded: a peer that stops reading cannot hold us.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.shutdown()).await;
         tracing::debug!("connection closed");
     }
     .instrument(span.clone());

@@ -141,9 +141,20 @@ fn parse_key(path: &Path, pem: &[u8]) -> Result<PrivateKeyDer<'static>, NetError
         },
         other => NetError::InvalidKey {
             path: path.to_path_buf(),
-            reason: other.to_string(),
+            reason: describe_pem_error(&other),
         },
     })
+}
+
+/// pki-types prints PEM markers as byte lists; name them as text instead.
+fn describe_pem_error(error: &pem::Error) -> String {
+    match error {
+        pem::Error::MissingSectionEnd { end_marker } => format!(
+            "missing the end marker \"-----END {}-----\" (is the file complete?)",
+            String::from_utf8_lossy(end_marker)
+        ),
+        other => other.to_string(),
+    }
 }
 
 /// Names and validity period of the leaf certificate.

@@ -26,8 +26,8 @@ pub struct Echo;
 
 #[async_trait::async_trait]
 impl Handler for Echo {
-    async fn handle(&self, mut conn: Connection, shutdown: CancellationToken) {
-        let _ = echo(&mut conn, &shutdown).await;
+    async fn handle(&self, conn: &mut Connection, shutdown: CancellationToken) {
+        let _ = echo(conn, &shutdown).await;
     }
 }
 
