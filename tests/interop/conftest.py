@@ -80,3 +80,40 @@ def start_server(instance):
 @pytest.fixture
 def server(start_server) -> Server:
     return start_server()
+
+
+# --- SMTP: a provisioned server (test_smtp_*.py) -------------------------------------------------
+
+from mailserver import MailServer, start_mail_server, stop_mail_server  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def mail(sealpost_bin, certs, tmp_path_factory) -> MailServer:
+    """One server per test module with the smtp, submission and submissions listeners, the
+    domains test.example and second.example, users, aliases and a catch-all (mailserver.py).
+    Tests keep apart by unique markers in their messages and distinct client source addresses."""
+    server = start_mail_server(sealpost_bin, tmp_path_factory.mktemp("mail"), certs)
+    yield server
+    problem = stop_mail_server(server)
+    if problem:
+        pytest.fail(problem)
+
+
+@pytest.fixture
+def make_mail(sealpost_bin, certs, tmp_path):
+    """Factory: a fresh provisioned server with extra settings, e.g.
+    make_mail(smtp={"max_recipients": 3}, limits={"idle_timeout_secs": 2})."""
+    started: list[MailServer] = []
+    count = 0
+
+    def make(smtp=None, limits=None) -> MailServer:
+        nonlocal count
+        count += 1
+        server = start_mail_server(sealpost_bin, tmp_path / f"mail{count}", certs, smtp, limits)
+        started.append(server)
+        return server
+
+    yield make
+    problems = [p for p in map(stop_mail_server, started) if p]
+    if problems:
+        pytest.fail("\n".join(problems))

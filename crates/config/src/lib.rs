@@ -33,7 +33,21 @@ pub struct Config {
     pub dns_nameservers: Vec<SocketAddr>,
     pub outbound_remote_port: u16,
     pub limits: LimitsConfig,
+    pub smtp: SmtpConfig,
     pub log_level: String,
+}
+
+/// `[smtp]`: limits of the SMTP service.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    /// Largest message accepted, in octets (SIZE, RFC 1870).
+    pub max_message_size: u64,
+    /// Recipients per message; more get 452 4.5.3.
+    pub max_recipients: usize,
+    /// Client errors per session before 421 and close.
+    pub max_errors: usize,
+    /// Failed AUTH attempts per session before 421 and close.
+    pub max_auth_failures: usize,
 }
 
 #[derive(Debug, Clone)]

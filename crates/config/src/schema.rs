@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use sealpost_types::Domain;
 
-use crate::{CertificateFiles, Config, LimitsConfig, StoreConfig, TlsConfig};
+use crate::{CertificateFiles, Config, LimitsConfig, SmtpConfig, StoreConfig, TlsConfig};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +28,8 @@ pub struct RawConfig {
     pub limits: RawLimits,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub smtp: RawSmtp,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +153,15 @@ pub struct RawLimits {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawSmtp {
+    pub max_message_size: Option<u64>,
+    pub max_recipients: Option<usize>,
+    pub max_errors: Option<usize>,
+    pub max_auth_failures: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawLog {
     pub level: Option<String>,
 }
@@ -160,6 +171,10 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 50;
 pub const DEFAULT_HANDSHAKE_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 50 * 1024 * 1024;
+pub const DEFAULT_MAX_RECIPIENTS: usize = 100;
+pub const DEFAULT_MAX_ERRORS: usize = 10;
+pub const DEFAULT_MAX_AUTH_FAILURES: usize = 3;
 const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
 
 fn resolve(base: &Path, path: &Path) -> PathBuf {
@@ -190,8 +205,17 @@ fn positive(key: &str, value: Option<u64>, default: u64) -> Result<Duration, Str
 }
 
 fn at_least_one(key: &str, value: Option<usize>, default: usize) -> Result<usize, String> {
+    at_least_one_in("limits", key, value, default)
+}
+
+fn at_least_one_in(
+    table: &str,
+    key: &str,
+    value: Option<usize>,
+    default: usize,
+) -> Result<usize, String> {
     match value {
-        Some(0) => Err(format!("limits.{key} must be at least 1")),
+        Some(0) => Err(format!("{table}.{key} must be at least 1")),
         Some(count) => Ok(count),
         None => Ok(default),
     }
@@ -288,6 +312,31 @@ impl RawConfig {
                 DEFAULT_SHUTDOWN_GRACE_SECS,
             )?,
         };
+        let smtp = SmtpConfig {
+            max_message_size: match self.smtp.max_message_size {
+                Some(0) => return Err("smtp.max_message_size must be at least 1".to_string()),
+                Some(size) => size,
+                None => DEFAULT_MAX_MESSAGE_SIZE,
+            },
+            max_recipients: at_least_one_in(
+                "smtp",
+                "max_recipients",
+                self.smtp.max_recipients,
+                DEFAULT_MAX_RECIPIENTS,
+            )?,
+            max_errors: at_least_one_in(
+                "smtp",
+                "max_errors",
+                self.smtp.max_errors,
+                DEFAULT_MAX_ERRORS,
+            )?,
+            max_auth_failures: at_least_one_in(
+                "smtp",
+                "max_auth_failures",
+                self.smtp.max_auth_failures,
+                DEFAULT_MAX_AUTH_FAILURES,
+            )?,
+        };
         let log_level = self.log.level.unwrap_or_else(|| "info".to_string());
         if !LOG_LEVELS.contains(&log_level.as_str()) {
             return Err(format!(
@@ -319,6 +368,7 @@ impl RawConfig {
             dns_nameservers,
             outbound_remote_port: self.outbound.remote_port,
             limits,
+            smtp,
             log_level,
         })
     }

@@ -87,6 +87,7 @@ fn unknown_keys_are_named_in_every_table() {
         ("[outbound]\ncolour = 1\n", "[outbound]"),
         ("[limits]\ncolour = 1\n", "[limits]"),
         ("[log]\ncolour = 1\n", "[log]"),
+        ("[smtp]\ncolour = 1\n", "[smtp]"),
         (
             "[[tls.certificate]]\ncert = \"a\"\nkey = \"b\"\ncolour = 1\n",
             "[[tls.certificate]]",

@@ -60,6 +60,23 @@ impl ServiceKind {
         )
     }
 
+    /// What a client refused for being over a connection limit is told, in the protocol's
+    /// own words, before the socket closes. `None` on implicit-TLS ports: answering there
+    /// would cost a handshake, which is exactly what a flood should not get.
+    pub fn busy_reply(self) -> Option<&'static [u8]> {
+        match self {
+            // RFC 5321 §3.8: a server that cannot serve answers 421 and closes.
+            ServiceKind::Smtp | ServiceKind::Submission => {
+                Some(b"421 4.7.0 Too many connections, try again later\r\n")
+            }
+            // RFC 9051 §7.1.5: BYE, the server is closing the connection.
+            ServiceKind::Imap => Some(b"* BYE Too many connections, try again later\r\n"),
+            // RFC 3206 §4: SYS/TEMP, a temporary condition.
+            ServiceKind::Pop3 => Some(b"-ERR [SYS/TEMP] Too many connections, try again later\r\n"),
+            ServiceKind::Submissions | ServiceKind::Imaps | ServiceKind::Pop3s => None,
+        }
+    }
+
     /// The ALPN protocol IDs this service accepts.
     ///
     /// A client offering ALPN without one of these is refused with alert 120

@@ -306,12 +306,12 @@ async fn per_ip_limit_closes_extra_connections_at_once() {
     assert_eq!(first.line().await, "HELLO plain\r\n");
     let mut second = Client::new(connect_from("127.0.0.3", pop3).await);
     assert_eq!(second.line().await, "HELLO plain\r\n");
-    // The limit counts over all listeners.
+    // The limit counts over all listeners; the refused client is told why, then closed.
     let mut third = connect_from("127.0.0.3", smtp).await;
     assert!(
         read_to_close(&mut third, Duration::from_secs(5))
             .await
-            .is_empty()
+            .starts_with(b"421 4.7.0 ")
     );
     // Another address is unaffected.
     let mut elsewhere = Client::new(connect_from("127.0.0.4", smtp).await);
@@ -358,7 +358,7 @@ async fn global_limit_closes_extra_connections() {
     assert!(
         read_to_close(&mut second, Duration::from_secs(5))
             .await
-            .is_empty()
+            .starts_with(b"421 4.7.0 ")
     );
     server.stop().await;
 }

@@ -6,6 +6,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use rcgen::{KeyPair, PKCS_ED25519, PKCS_RSA_SHA256, PublicKeyData, RsaKeySize};
 use sealpost_store::{DkimAlgorithm, DkimKey};
 use sealpost_types::Secret;
+use sealpost_types::date::UtcDateTime;
 
 /// Selectors carry the month of creation, so a rotated key gets a new name.
 fn selector(prefix: &str) -> String {
@@ -15,25 +16,8 @@ fn selector(prefix: &str) -> String {
 
 /// (year, month, day) in UTC, from the system clock.
 pub fn today() -> (i64, u32, u32) {
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs() as i64)
-        .unwrap_or(0);
-    civil_from_days(seconds.div_euclid(86_400))
-}
-
-/// Days since 1970-01-01 to (year, month, day): Howard Hinnant's civil-from-days algorithm.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    let now = UtcDateTime::now();
+    (now.year, now.month, now.day)
 }
 
 pub fn generate() -> Result<Vec<DkimKey>, rcgen::Error> {
@@ -60,14 +44,6 @@ pub fn generate() -> Result<Vec<DkimKey>, rcgen::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_454), (2026, 1, 1));
-        assert_eq!(civil_from_days(20_785), (2026, 11, 28));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
 
     #[test]
     fn keys_have_the_expected_shapes() {

@@ -10,6 +10,10 @@ use sealpost_net::{CertPaths, CertStore, Handler, Limits, ListenerSpec, ServiceK
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
+use sealpost_smtp::service::{SmtpLimits, SmtpService};
+use sealpost_store::authenticate::Authenticator;
+use sealpost_store::{Directory, Store};
+
 use crate::exit::CliError;
 use crate::manage::open_store;
 use crate::unavailable::UnavailableHandler;
@@ -64,7 +68,7 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<(), Cli
     init_logging(&config.log_level);
     let (default, additional) = cert_paths(config);
     let certs = CertStore::load(default, additional).map_err(CliError::usage)?;
-    let _store = open_store(config).await?;
+    let store = open_store(config).await?;
     let specs: Vec<ListenerSpec> = config
         .listen
         .iter()
@@ -81,11 +85,7 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<(), Cli
     }
     let listeners = sealpost_net::bind(&specs).map_err(CliError::runtime)?;
 
-    let unavailable: Arc<dyn Handler> = Arc::new(UnavailableHandler::new(config.hostname.as_str()));
-    let handlers: HashMap<ServiceKind, Arc<dyn Handler>> = specs
-        .iter()
-        .map(|spec| (spec.service, Arc::clone(&unavailable)))
-        .collect();
+    let handlers = handlers(config, &store, &specs);
 
     sealpost_net::spawn_reload_on_sighup(Arc::clone(&certs)).map_err(CliError::runtime)?;
     spawn_shutdown_on_signal(shutdown.clone())?;
@@ -107,6 +107,44 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<(), Cli
         .map_err(CliError::runtime)?;
     tracing::info!("sealpost stopped");
     Ok(())
+}
+
+/// The handler of each configured service: SMTP on its three ports; IMAP and POP3 answer
+/// that they are not available yet.
+fn handlers(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    specs: &[ListenerSpec],
+) -> HashMap<ServiceKind, Arc<dyn Handler>> {
+    let directory: Arc<dyn Directory> = Arc::clone(store) as Arc<dyn Directory>;
+    let authenticator = Arc::new(Authenticator::new(directory));
+    let limits = SmtpLimits {
+        max_message_size: config.smtp.max_message_size,
+        max_recipients: config.smtp.max_recipients,
+        max_errors: config.smtp.max_errors,
+        max_auth_failures: config.smtp.max_auth_failures,
+    };
+    let smtp: Arc<dyn Handler> = Arc::new(SmtpService::new(
+        config.hostname.as_str(),
+        Arc::clone(store),
+        authenticator,
+        limits,
+    ));
+    let unavailable: Arc<dyn Handler> = Arc::new(UnavailableHandler::new(config.hostname.as_str()));
+    specs
+        .iter()
+        .map(|spec| {
+            let handler = match spec.service {
+                ServiceKind::Smtp | ServiceKind::Submission | ServiceKind::Submissions => {
+                    Arc::clone(&smtp)
+                }
+                ServiceKind::Imap | ServiceKind::Imaps | ServiceKind::Pop3 | ServiceKind::Pop3s => {
+                    Arc::clone(&unavailable)
+                }
+            };
+            (spec.service, handler)
+        })
+        .collect()
 }
 
 /// SIGTERM and SIGINT start a graceful shutdown: stop accepting, let sessions finish.

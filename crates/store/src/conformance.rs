@@ -34,11 +34,13 @@ mod concurrency;
 mod directory;
 mod mailboxes;
 mod messages;
+mod outbound;
 
 pub use concurrency::*;
 pub use directory::*;
 pub use mailboxes::*;
 pub use messages::*;
+pub use outbound::*;
 
 /// Generates one `#[tokio::test]` per conformance case. `$make` is an expression giving a
 /// future of `(guard, Arc<dyn Store>)` for a fresh, empty store; it is evaluated per test.
@@ -56,6 +58,7 @@ macro_rules! store_conformance_tests {
             list_accounts_sorted_and_filtered,
             aliases_add_replace_delete_list,
             resolve_recipient_precedence,
+            may_send_as_own_tagged_and_aliases,
             mailbox_create_and_lookup,
             mailbox_rename_with_children,
             mailbox_rename_inbox,
@@ -69,6 +72,11 @@ macro_rules! store_conformance_tests {
             store_flags_ops_and_unchanged_since,
             copy_messages,
             change_events,
+            accept_message_local_only,
+            accept_message_remote_only,
+            accept_message_mixed_shares_one_blob,
+            accept_message_is_atomic,
+            queued_lists_oldest_first,
             concurrent_reads_during_writes,
             group_commit_concurrent_delivers,
         );
@@ -151,6 +159,13 @@ async fn uids(store: &dyn Store, mailbox: MailboxId) -> Vec<u32> {
         .iter()
         .map(|m| m.uid.0)
         .collect()
+}
+
+async fn next_event(events: &mut broadcast::Receiver<ChangeEvent>) -> ChangeEvent {
+    tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("an event within 5 s")
+        .expect("an event")
 }
 
 fn strictly_ascending<T: Ord>(items: &[T]) -> bool {

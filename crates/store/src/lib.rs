@@ -23,7 +23,8 @@ use tokio::sync::broadcast;
 
 pub use error::StoreError;
 pub use types::{
-    Account, Alias, ChangeEvent, DkimAlgorithm, DkimKey, DomainRecord, FlagOp, Mailbox, MessageMeta,
+    AcceptedMessage, Account, Alias, ChangeEvent, DkimAlgorithm, DkimKey, DomainRecord, FlagOp,
+    Mailbox, MessageMeta, OutboundEnvelope, OutboundRecipient, QueueId, QueuedRecipient,
 };
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -82,6 +83,18 @@ pub trait Directory: Send + Sync {
     /// accounts, followed one level); the same two for the address without its `+tag`;
     /// the catch-all alias of the domain. Empty when nobody receives it.
     async fn resolve_recipient(&self, address: &Address) -> StoreResult<Vec<AccountId>>;
+
+    /// Whether `account` may use `address` as its envelope sender or From address: its own
+    /// address, that address with any +tag, or an alias (not a catch-all) whose targets include
+    /// the account. Anything else — other users' addresses, addresses a catch-all would deliver
+    /// to the account, remote addresses — is refused.
+    ///
+    /// Precisely: the account is among the accounts [`Directory::resolve_recipient`] gives
+    /// for `address` by a rule other than the catch-all. So `alice+x` is alice's unless
+    /// `alice+x` is itself an account or an alias that does not include her, and an alias
+    /// `team` that includes her also gives her `team+x`. An unknown account may send as
+    /// nothing.
+    async fn may_send_as(&self, account: AccountId, address: &Address) -> StoreResult<bool>;
 }
 
 /// Mailboxes and messages of accounts.
@@ -123,15 +136,49 @@ pub trait MailStore: Send + Sync {
 
     /// Stores one message for several mailboxes (one blob, one commit, fsync'd before this
     /// returns). Returns the UID and MODSEQ given in each mailbox, in the order of `targets`.
+    /// This is [`MailStore::accept_message`] without an outbound part, except that no
+    /// targets is no error: nothing is stored and nothing returned.
     async fn deliver(
         &self,
         raw: Arc<[u8]>,
         internal_date: i64,
         targets: &[(MailboxId, Vec<String>)],
-    ) -> StoreResult<Vec<(MailboxId, Uid, ModSeq)>>;
+    ) -> StoreResult<Vec<(MailboxId, Uid, ModSeq)>> {
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let accepted = self
+            .accept_message(raw, internal_date, targets, None)
+            .await?;
+        Ok(accepted.delivered)
+    }
+    /// Stores one accepted message: a copy in each local mailbox of `targets` and, when
+    /// `outbound` is given, one queue entry for its remote recipients — all in ONE write job, so
+    /// the single commit (fsync) makes all of it durable at once or none of it. The 250 after
+    /// DATA is sent after this returns.
+    ///
+    /// The bytes are stored once (one blob) for the copies and the queue entry alike; the
+    /// blob stays while either refers to it. The queue entry is due at once (`next_attempt`
+    /// is the time of queueing). `Refused` when there is nothing to store (no targets and no
+    /// outbound part) or the outbound part has no recipient (or an empty address); an unknown
+    /// mailbox is `NotFound`. Any error stores nothing at all.
+    async fn accept_message(
+        &self,
+        raw: Arc<[u8]>,
+        internal_date: i64,
+        targets: &[(MailboxId, Vec<String>)],
+        outbound: Option<OutboundEnvelope>,
+    ) -> StoreResult<AcceptedMessage>;
+    /// The outbound queue, oldest first.
+    ///
+    /// One entry per recipient still waiting for delivery (recipients delivered or failed
+    /// for good are not listed), ordered by the time of queueing, then queue id, then the
+    /// order in which the recipients were given.
+    async fn queued(&self) -> StoreResult<Vec<QueuedRecipient>>;
     /// Messages of a mailbox in UID order.
     async fn messages(&self, mailbox: MailboxId) -> StoreResult<Vec<MessageMeta>>;
-    /// The bytes of a stored message. `NotFound` if no message refers to it.
+    /// The bytes of a stored message. `NotFound` if no message and no queue entry refers
+    /// to it.
     async fn read_blob(&self, blob: &BlobId) -> StoreResult<Vec<u8>>;
     /// Changes flags of the given UIDs (missing UIDs are ignored). With `unchanged_since`,
     /// messages whose MODSEQ is higher are left alone (RFC 7162 §3.1.3). Returns the

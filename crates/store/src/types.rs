@@ -96,3 +96,79 @@ pub enum ChangeEvent {
     MessagesExpunged { mailbox: MailboxId },
     MailboxesChanged,
 }
+
+/// Row id of a message in the outbound queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueueId(pub i64);
+
+impl std::fmt::Display for QueueId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// One remote recipient of an outbound message, with its RFC 3461 parameters as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundRecipient {
+    /// The forward-path as given in RCPT TO (without the angle brackets).
+    pub address: String,
+    /// RFC 3461 NOTIFY as sent ("SUCCESS,FAILURE", "NEVER") or None
+    pub notify: Option<String>,
+    /// RFC 3461 ORCPT as "rfc822;addr" or None
+    pub orcpt: Option<String>,
+}
+
+impl OutboundRecipient {
+    /// A recipient without DSN parameters.
+    pub fn new(address: impl Into<String>) -> OutboundRecipient {
+        OutboundRecipient {
+            address: address.into(),
+            notify: None,
+            orcpt: None,
+        }
+    }
+}
+
+/// The envelope of a message to relay: what the queue needs besides the message bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboundEnvelope {
+    /// reverse-path; None for <>
+    pub from: Option<String>,
+    /// At least one; the same address given twice is queued once (the first one's
+    /// parameters count).
+    pub recipients: Vec<OutboundRecipient>,
+    /// RFC 3461 RET ("FULL"/"HDRS")
+    pub ret: Option<String>,
+    /// RFC 3461 ENVID
+    pub envid: Option<String>,
+    /// the account that submitted it
+    pub submitted_by: Option<AccountId>,
+}
+
+/// What [`crate::MailStore::accept_message`] stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedMessage {
+    /// The UID and MODSEQ given in each local mailbox, in the order of the targets.
+    pub delivered: Vec<(MailboxId, Uid, ModSeq)>,
+    /// The queue entry of the remote recipients, if there were any.
+    pub queued: Option<QueueId>,
+}
+
+/// One recipient waiting in the outbound queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedRecipient {
+    pub queue_id: QueueId,
+    pub recipient: String,
+    /// The reverse-path; None for <>.
+    pub from: Option<String>,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// When the next attempt is due, in seconds since the Unix epoch.
+    pub next_attempt: i64,
+    /// Why the last attempt failed, if one did.
+    pub last_error: Option<String>,
+    /// When the message was queued, in seconds since the Unix epoch.
+    pub created: i64,
+    /// Size of the message in octets.
+    pub size: u64,
+}

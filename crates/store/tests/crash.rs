@@ -13,10 +13,12 @@ use std::process::Command;
 use std::sync::Arc;
 
 use sealpost_store::sqlite::SqliteStore;
-use sealpost_store::{Directory, MailStore, StoreError};
+use sealpost_store::{
+    Directory, MailStore, OutboundEnvelope, OutboundRecipient, QueueId, StoreError,
+};
 use sealpost_types::{Address, Domain, MailboxName};
 
-/// Which child to be (`commit` or `uncommitted`); absent in the parent.
+/// Which child to be (`commit`, `accept` or `uncommitted`); absent in the parent.
 const CHILD_ENV: &str = "SEALPOST_CRASH_CHILD";
 /// The data folder the child works in.
 const DIR_ENV: &str = "SEALPOST_CRASH_DIR";
@@ -140,6 +142,84 @@ fn committed_writes_survive_a_kill() {
         let messages = store.messages(inbox.id).await.unwrap();
         assert_eq!(messages.len(), 1);
         assert_eq!(messages[0].flags, ["\\Seen"]);
+        assert_eq!(store.read_blob(&messages[0].blob).await.unwrap(), RAW);
+    });
+    assert_eq!(integrity_check(&data), "ok");
+}
+
+#[test]
+fn child_accept_message_then_abort() {
+    let Some(dir) = child_dir("accept") else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = SqliteStore::open(&dir).await.unwrap();
+        store
+            .add_domain(&Domain::parse("example.org").unwrap(), Vec::new())
+            .await
+            .unwrap();
+        let alice = store
+            .add_account(&address("alice@example.org"), "hash")
+            .await
+            .unwrap();
+        let sent = store
+            .mailbox(alice, &MailboxName::parse("Sent").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let outbound = OutboundEnvelope {
+            from: Some("alice@example.org".into()),
+            recipients: vec![OutboundRecipient::new("bob@remote.example")],
+            submitted_by: Some(alice),
+            ..OutboundEnvelope::default()
+        };
+        let accepted = store
+            .accept_message(
+                Arc::from(RAW),
+                1_700_000_000,
+                &[(sent.id, vec!["\\Seen".to_string()])],
+                Some(outbound),
+            )
+            .await
+            .unwrap();
+        // accept_message returned: this is where the 250 goes out. Die right after it.
+        abort_after(&format!("accepted queue={}", accepted.queued.unwrap()));
+    });
+}
+
+#[test]
+fn accepted_message_and_queue_entry_survive_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let stdout = run_child("child_accept_message_then_abort", "accept", &data);
+    let queue_id = stdout
+        .split_once("accepted queue=")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|id| id.parse::<i64>().ok())
+        .map(QueueId)
+        .unwrap_or_else(|| panic!("child output: {stdout}"));
+
+    runtime().block_on(async {
+        let store = SqliteStore::open(&data).await.unwrap();
+        let alice = store
+            .account(&address("alice@example.org"))
+            .await
+            .unwrap()
+            .unwrap();
+        let sent = store
+            .mailbox(alice.id, &MailboxName::parse("Sent").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let messages = store.messages(sent.id).await.unwrap();
+        assert_eq!(messages.len(), 1, "the mailbox copy survived");
+        assert_eq!(messages[0].flags, ["\\Seen"]);
+        let queue = store.queued().await.unwrap();
+        assert_eq!(queue.len(), 1, "the queue row survived: {queue:?}");
+        assert_eq!(queue[0].queue_id, queue_id);
+        assert_eq!(queue[0].recipient, "bob@remote.example");
+        assert_eq!(queue[0].from.as_deref(), Some("alice@example.org"));
+        assert_eq!(queue[0].size, RAW.len() as u64);
         assert_eq!(store.read_blob(&messages[0].blob).await.unwrap(), RAW);
     });
     assert_eq!(integrity_check(&data), "ok");

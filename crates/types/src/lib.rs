@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod address;
+pub mod date;
 mod ids;
 mod mailbox_name;
 mod secret;

@@ -215,6 +215,14 @@ async fn accept_loop(acceptor: Acceptor, shared: Arc<Shared>) {
         "stopped accepting connections");
 }
 
+/// Tells a refused client why, without waiting: one non-blocking write into the fresh
+/// socket's empty send buffer, which a reply this small always fits.
+fn refuse_busy(service: ServiceKind, socket: &TcpStream) {
+    if let Some(reply) = service.busy_reply() {
+        let _ = socket.try_write(reply);
+    }
+}
+
 /// Applies the limits to a new socket and starts its task, or closes it at once.
 fn admit(acceptor: &Acceptor, shared: &Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
     let Ok(permit) = Arc::clone(&shared.global).try_acquire_owned() else {
@@ -222,6 +230,7 @@ fn admit(acceptor: &Acceptor, shared: &Arc<Shared>, socket: TcpStream, peer: Soc
             tracing::warn!(peer = %peer, limit = shared.limits.max_connections, suppressed,
                 "connection refused: server connection limit reached");
         }
+        refuse_busy(acceptor.service, &socket);
         return;
     };
     let Some(slot) = shared
@@ -232,6 +241,7 @@ fn admit(acceptor: &Acceptor, shared: &Arc<Shared>, socket: TcpStream, peer: Soc
             tracing::warn!(peer = %peer, limit = shared.limits.max_connections_per_ip,
                 suppressed, "connection refused: per-IP connection limit reached");
         }
+        refuse_busy(acceptor.service, &socket);
         return;
     };
     // Replies are small and latency-bound; Nagle only delays them.

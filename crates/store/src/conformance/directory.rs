@@ -405,3 +405,105 @@ pub async fn resolve_recipient_precedence(store: &dyn Store) {
         "domain not served"
     );
 }
+
+pub async fn may_send_as_own_tagged_and_aliases(store: &dyn Store) {
+    let alice = new_account(store, "alice@example.org").await;
+    let bob = new_account(store, "bob@example.org").await;
+    let carol = new_account(store, "carol@other.example").await;
+    let alias = |text: &str| AliasSource::Address(address(text));
+    store
+        .add_alias(
+            &alias("team@example.org"),
+            &[address("alice@example.org"), address("x@remote.example")],
+        )
+        .await
+        .unwrap();
+    store
+        .add_alias(&alias("sales@example.org"), &[address("bob@example.org")])
+        .await
+        .unwrap();
+    // A +tag address that is an alias of its own belongs to that alias, not to alice.
+    store
+        .add_alias(
+            &alias("alice+list@example.org"),
+            &[address("bob@example.org")],
+        )
+        .await
+        .unwrap();
+    store
+        .add_alias(
+            &AliasSource::CatchAll(domain("example.org")),
+            &[address("alice@example.org")],
+        )
+        .await
+        .unwrap();
+    let may = |account: AccountId, text: &'static str| async move {
+        store.may_send_as(account, &address(text)).await.unwrap()
+    };
+
+    assert!(may(alice, "alice@example.org").await, "own address");
+    assert!(
+        may(alice, "Alice@EXAMPLE.org").await,
+        "case does not matter"
+    );
+    assert!(may(alice, "alice+news@example.org").await, "own +tag");
+    assert!(may(alice, "team@example.org").await, "alias including her");
+    assert!(
+        may(alice, "team+x@example.org").await,
+        "that alias with a +tag"
+    );
+    assert!(
+        !may(alice, "sales@example.org").await,
+        "alias not including her"
+    );
+    assert!(
+        !may(alice, "alice+list@example.org").await,
+        "a +tag address that is another's alias"
+    );
+    assert!(
+        !may(alice, "nobody@example.org").await,
+        "catch-all delivery gives no right to send"
+    );
+    assert!(
+        !may(alice, "postmaster@example.org").await,
+        "catch-all delivery gives no right to send"
+    );
+    assert!(!may(alice, "bob@example.org").await, "another user");
+    assert!(
+        !may(alice, "bob+x@example.org").await,
+        "another user's +tag"
+    );
+    assert!(!may(alice, "carol@other.example").await, "another domain");
+    assert!(!may(alice, "alice@other.example").await, "another domain");
+    assert!(
+        !may(alice, "alice@remote.example").await,
+        "a remote address"
+    );
+    assert!(
+        !may(alice, "x@remote.example").await,
+        "a remote alias target"
+    );
+
+    assert!(may(bob, "bob@example.org").await);
+    assert!(may(bob, "sales@example.org").await);
+    assert!(
+        may(bob, "alice+list@example.org").await,
+        "an alias of bob's"
+    );
+    assert!(!may(bob, "alice@example.org").await);
+    assert!(!may(bob, "team@example.org").await);
+    assert!(may(carol, "carol@other.example").await);
+    assert!(!may(carol, "carol@example.org").await);
+    assert!(
+        !may(AccountId(i64::MAX), "alice@example.org").await,
+        "an unknown account may send as nobody"
+    );
+
+    // Rights follow the directory: removed from the alias, alice loses it.
+    store
+        .add_alias(&alias("team@example.org"), &[address("bob@example.org")])
+        .await
+        .unwrap();
+    assert!(!may(alice, "team@example.org").await);
+    assert!(may(bob, "team@example.org").await);
+}

@@ -335,13 +335,6 @@ pub async fn copy_messages(store: &dyn Store) {
     );
 }
 
-async fn next_event(events: &mut broadcast::Receiver<ChangeEvent>) -> ChangeEvent {
-    tokio::time::timeout(Duration::from_secs(5), events.recv())
-        .await
-        .expect("an event within 5 s")
-        .expect("an event")
-}
-
 pub async fn change_events(store: &dyn Store) {
     let alice = new_account(store, "alice@example.org").await;
     let bob = new_account(store, "bob@example.org").await;

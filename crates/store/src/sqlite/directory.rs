@@ -324,14 +324,22 @@ fn resolve_exact(conn: &Connection, address: &Address) -> StoreResult<Option<Vec
     }
 }
 
-fn resolve_recipient(conn: &Connection, address: &Address) -> StoreResult<Vec<AccountId>> {
+/// The accounts that own `address`: an account or alias with exactly that address, else the
+/// same for the address without its `+tag`. `None` when neither exists (the catch-all's
+/// turn).
+fn resolve_owned(conn: &Connection, address: &Address) -> StoreResult<Option<Vec<AccountId>>> {
     if let Some(found) = resolve_exact(conn, address)? {
-        return Ok(found);
+        return Ok(Some(found));
     }
     // RFC 5233: "user+detail" is delivered to "user" when nothing matches it exactly.
-    if let Some(base) = address.without_subaddress()
-        && let Some(found) = resolve_exact(conn, &base)?
-    {
+    match address.without_subaddress() {
+        Some(base) => resolve_exact(conn, &base),
+        None => Ok(None),
+    }
+}
+
+fn resolve_recipient(conn: &Connection, address: &Address) -> StoreResult<Vec<AccountId>> {
+    if let Some(found) = resolve_owned(conn, address)? {
         return Ok(found);
     }
     let catch_all = AliasSource::CatchAll(address.domain().clone()).to_string();
@@ -339,6 +347,14 @@ fn resolve_recipient(conn: &Connection, address: &Address) -> StoreResult<Vec<Ac
         Some(targets) => local_accounts(conn, &targets),
         None => Ok(Vec::new()),
     }
+}
+
+/// An account may send as the addresses whose mail reaches it by any rule but the
+/// catch-all: its own (with or without `+tag`) and those of aliases that include it. The
+/// catch-all is left out on purpose: it would hand every unused address of the domain,
+/// such as `postmaster` or a colleague not yet created, to whoever it delivers to.
+fn may_send_as(conn: &Connection, account: AccountId, address: &Address) -> StoreResult<bool> {
+    Ok(resolve_owned(conn, address)?.is_some_and(|owners| owners.contains(&account)))
 }
 
 #[async_trait]
@@ -452,6 +468,13 @@ impl Directory for SqliteStore {
         let address = address.clone();
         self.readers
             .read(move |txn| resolve_recipient(txn, &address))
+            .await
+    }
+
+    async fn may_send_as(&self, account: AccountId, address: &Address) -> StoreResult<bool> {
+        let address = address.clone();
+        self.readers
+            .read(move |txn| may_send_as(txn, account, &address))
             .await
     }
 }

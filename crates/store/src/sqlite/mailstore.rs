@@ -9,8 +9,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
 use super::mailboxes::{self, Renamed};
-use super::{SqliteStore, messages};
-use crate::{ChangeEvent, FlagOp, MailStore, Mailbox, MessageMeta, StoreError, StoreResult};
+use super::{SqliteStore, messages, queue};
+use crate::{
+    AcceptedMessage, ChangeEvent, FlagOp, MailStore, Mailbox, MessageMeta, OutboundEnvelope,
+    QueuedRecipient, StoreError, StoreResult,
+};
 
 /// Messages up to this size are hashed on the calling task; larger ones on a blocking
 /// thread, so that a 50 MB message does not stall an async worker for tens of ms.
@@ -115,28 +118,32 @@ impl MailStore for SqliteStore {
         Ok(())
     }
 
-    async fn deliver(
+    async fn accept_message(
         &self,
         raw: Arc<[u8]>,
         internal_date: i64,
         targets: &[(MailboxId, Vec<String>)],
-    ) -> StoreResult<Vec<(MailboxId, Uid, ModSeq)>> {
-        if targets.is_empty() {
-            return Ok(Vec::new());
-        }
+        outbound: Option<OutboundEnvelope>,
+    ) -> StoreResult<AcceptedMessage> {
         let blob = blob_id(&raw).await?;
         let targets = targets.to_vec();
-        // One job: the blob and every copy commit together or not at all.
-        let (placed, touched) = self
+        // One job: the blob, every copy and the queue entry commit together or not at all.
+        let (accepted, touched) = self
             .writer
-            .write(move |txn| messages::deliver(txn, &blob, &raw, internal_date, &targets))
+            .write(move |txn| {
+                messages::accept(txn, &blob, &raw, internal_date, &targets, outbound.as_ref())
+            })
             .await?;
         self.events.publish_all(
             touched
                 .into_iter()
                 .map(|(account, mailbox)| (account, ChangeEvent::MessagesAdded { mailbox })),
         );
-        Ok(placed)
+        Ok(accepted)
+    }
+
+    async fn queued(&self) -> StoreResult<Vec<QueuedRecipient>> {
+        self.readers.read(|txn| queue::list(txn)).await
     }
 
     async fn messages(&self, mailbox: MailboxId) -> StoreResult<Vec<MessageMeta>> {

@@ -4,8 +4,10 @@
 use rusqlite::{Connection, params};
 use sealpost_types::{AccountId, BlobId, MailboxId, ModSeq, Uid};
 
-use super::{mailboxes, rows};
-use crate::{FlagOp, Mailbox, MessageMeta, StoreError, StoreResult};
+use super::{mailboxes, queue, rows};
+use crate::{
+    AcceptedMessage, FlagOp, Mailbox, MessageMeta, OutboundEnvelope, StoreError, StoreResult,
+};
 
 /// A mailbox's UIDNEXT and HIGHESTMODSEQ, advanced in memory and written back once.
 struct Counters {
@@ -102,24 +104,31 @@ fn sorted(uids: &[Uid]) -> Vec<Uid> {
     uids
 }
 
-/// Where a delivery put the message: per target (mailbox, UID, MODSEQ), in target order.
-pub(crate) type Placed = Vec<(MailboxId, Uid, ModSeq)>;
 /// The (account, mailbox) pairs whose sessions hear of a change.
 pub(crate) type Touched = Vec<(AccountId, MailboxId)>;
 
-/// One delivery: the blob once, then one message per target. Returns each target's UID
-/// and MODSEQ in the order of `targets`, and the accounts to notify.
-pub(crate) fn deliver(
+/// One accepted message: the blob once, then one message per target, then the queue entry
+/// of its remote recipients, if any. Returns each target's UID and MODSEQ in the order of
+/// `targets`, the queue entry, and the accounts to notify. The caller runs it as one write
+/// job, so an error anywhere leaves nothing behind.
+pub(crate) fn accept(
     conn: &Connection,
     blob: &BlobId,
     raw: &[u8],
     internal_date: i64,
     targets: &[(MailboxId, Vec<String>)],
-) -> StoreResult<(Placed, Touched)> {
+    outbound: Option<&OutboundEnvelope>,
+) -> StoreResult<(AcceptedMessage, Touched)> {
+    if targets.is_empty() && outbound.is_none() {
+        return Err(StoreError::Refused(
+            "a message needs a local mailbox or a remote recipient".into(),
+        ));
+    }
     // Content-addressed: a message sent to many recipients is stored once.
     conn.prepare_cached("INSERT OR IGNORE INTO blobs (hash, data) VALUES (?1, ?2)")?
         .execute(params![&blob.0[..], raw])?;
-    let mut placed = Vec::with_capacity(targets.len());
+    let size = raw.len() as u64;
+    let mut delivered = Vec::with_capacity(targets.len());
     let mut touched = Vec::with_capacity(targets.len());
     for (mailbox, flags) in targets {
         // Loaded per target: the same mailbox may be named twice.
@@ -130,15 +139,19 @@ pub(crate) fn deliver(
             modseq: counters.next_modseq(),
             flags: rows::normalize_flags(flags.iter().map(String::as_str))?,
             internal_date,
-            size: raw.len() as u64,
+            size,
             blob: *blob,
         };
         insert_message(conn, &meta)?;
         counters.save(conn)?;
-        placed.push((meta.mailbox, meta.uid, meta.modseq));
+        delivered.push((meta.mailbox, meta.uid, meta.modseq));
         touched.push((counters.account, meta.mailbox));
     }
-    Ok((placed, touched))
+    let queued = match outbound {
+        Some(envelope) => Some(queue::insert(conn, blob, size, envelope, rows::unix_now())?),
+        None => None,
+    };
+    Ok((AcceptedMessage { delivered, queued }, touched))
 }
 
 pub(crate) fn list(conn: &Connection, mailbox: MailboxId) -> StoreResult<Vec<MessageMeta>> {

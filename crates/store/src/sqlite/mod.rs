@@ -5,13 +5,14 @@
 //!   `synchronous=FULL`, i.e. fsync'd.
 //! - Reads use a small pool of read-only connections on blocking threads (`readers`).
 //! - The SQL of each operation lives in plain synchronous functions (`directory`,
-//!   `mailboxes`, `messages`) that take a connection or transaction; the async trait
+//!   `mailboxes`, `messages`, `queue`) that take a connection or transaction; the async trait
 //!   methods only move them to the right thread and publish change events after commit.
 
 mod directory;
 mod mailboxes;
 mod mailstore;
 mod messages;
+mod queue;
 mod readers;
 mod rows;
 mod schema;

@@ -67,7 +67,7 @@ pub(crate) fn first<T>(
     }
 }
 
-fn corrupt(what: &str, value: impl std::fmt::Debug) -> StoreError {
+pub(crate) fn corrupt(what: &str, value: impl std::fmt::Debug) -> StoreError {
     StoreError::Corrupt(format!("{what} {value:?} in the database is invalid"))
 }
 

@@ -117,8 +117,60 @@ BEGIN
 END;
 "#;
 
+/// Version 2: the outbound queue. A queued message refers to its blob like a mailbox copy
+/// does, so the blob is kept while either refers to it.
+const V2: &str = r#"
+-- One row per accepted message with remote recipients. sender is the reverse-path (NULL for
+-- <>); ret and envid are the RFC 3461 parameters of MAIL FROM; created is in Unix seconds.
+-- An account that goes away leaves its queued mail to be delivered, without a submitter.
+CREATE TABLE queue_messages (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    blob_hash    BLOB NOT NULL REFERENCES blobs(hash),
+    sender       TEXT,
+    ret          TEXT,
+    envid        TEXT,
+    submitted_by INTEGER REFERENCES accounts(id) ON DELETE SET NULL,
+    created      INTEGER NOT NULL,
+    size         INTEGER NOT NULL
+);
+CREATE INDEX queue_messages_blob ON queue_messages(blob_hash);
+CREATE INDEX queue_messages_submitted_by ON queue_messages(submitted_by);
+
+-- One row per remote recipient of a queued message, in the order given (rowid). notify and
+-- orcpt are the RFC 3461 parameters of RCPT TO as received.
+CREATE TABLE queue_recipients (
+    queue_id     INTEGER NOT NULL REFERENCES queue_messages(id) ON DELETE CASCADE,
+    address      TEXT NOT NULL,
+    notify       TEXT,
+    orcpt        TEXT,
+    status       TEXT NOT NULL DEFAULT 'queued'
+                 CHECK (status IN ('queued', 'delivered', 'failed')),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_attempt INTEGER NOT NULL,
+    last_error   TEXT,
+    PRIMARY KEY (queue_id, address)
+);
+-- What the scheduler asks: which recipients still waiting ('queued') are due.
+CREATE INDEX queue_recipients_due ON queue_recipients(status, next_attempt);
+
+-- A blob goes with the last message or queue entry that refers to it.
+DROP TRIGGER messages_release_blob;
+CREATE TRIGGER messages_release_blob AFTER DELETE ON messages
+WHEN NOT EXISTS (SELECT 1 FROM messages WHERE blob_hash = OLD.blob_hash)
+ AND NOT EXISTS (SELECT 1 FROM queue_messages WHERE blob_hash = OLD.blob_hash)
+BEGIN
+    DELETE FROM blobs WHERE hash = OLD.blob_hash;
+END;
+CREATE TRIGGER queue_messages_release_blob AFTER DELETE ON queue_messages
+WHEN NOT EXISTS (SELECT 1 FROM messages WHERE blob_hash = OLD.blob_hash)
+ AND NOT EXISTS (SELECT 1 FROM queue_messages WHERE blob_hash = OLD.blob_hash)
+BEGIN
+    DELETE FROM blobs WHERE hash = OLD.blob_hash;
+END;
+"#;
+
 /// Every migration in order; the schema version of a database is the number applied.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this binary writes.
 pub(crate) fn current_version() -> i64 {
@@ -149,7 +201,7 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
             format!("cannot switch to WAL mode (got {mode})"),
         ));
     }
-    migrate(&mut conn).map_err(|reason| open_error(path, reason))?;
+    migrate(&mut conn, current_version()).map_err(|reason| open_error(path, reason))?;
     Ok(conn)
 }
 
@@ -171,9 +223,10 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Applies the migrations this database lacks, each in its own transaction. Refuses a
+/// Applies the migrations this database lacks up to version `target` (the current one,
+/// except in tests that build an old database), each in its own transaction. Refuses a
 /// database written by a newer binary rather than guessing at its schema.
-fn migrate(conn: &mut Connection) -> Result<(), String> {
+pub(crate) fn migrate(conn: &mut Connection, target: i64) -> Result<(), String> {
     loop {
         // IMMEDIATE takes the write lock before reading the version, so two processes
         // opening a fresh database at once do not both apply the same migration.
@@ -192,6 +245,7 @@ fn migrate(conn: &mut Connection) -> Result<(), String> {
         }
         let Some(script) = usize::try_from(version)
             .ok()
+            .filter(|_| version < target)
             .and_then(|index| MIGRATIONS.get(index))
         else {
             return Ok(());

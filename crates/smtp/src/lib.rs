@@ -1,0 +1,6 @@
+//! SMTP for sealpost: a sans-IO server core ([`core`]) and the service that drives it over a
+//! [`sealpost_net::Connection`] and answers its events from the store ([`service`]).
+#![forbid(unsafe_code)]
+
+pub mod core;
+pub mod service;

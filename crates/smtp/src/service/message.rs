@@ -1,0 +1,335 @@
+//! The end of DATA/BDAT: checks on the content, trace headers, durable storage, the reply.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sealpost_store::{OutboundEnvelope, OutboundRecipient, StoreError};
+use sealpost_types::date::{UtcDateTime, unix_now};
+use sealpost_types::{AccountId, Address, MailboxId, SpecialUse};
+
+use super::PortRole;
+use super::headers::{self, HeaderBlock};
+use super::recipients::Transaction;
+use super::session::Session;
+use crate::core::{Answer, BodyType, DsnNotify, DsnRet, RcptParams, Reply};
+
+/// RFC 5321 §6.3: a message that has passed this many hops is in a loop.
+const MAX_HOPS: usize = 50;
+
+fn notify_text(notify: &DsnNotify) -> String {
+    if notify.never {
+        return "NEVER".to_string();
+    }
+    let mut parts = Vec::new();
+    if notify.success {
+        parts.push("SUCCESS");
+    }
+    if notify.failure {
+        parts.push("FAILURE");
+    }
+    if notify.delay {
+        parts.push("DELAY");
+    }
+    parts.join(",")
+}
+
+fn outbound_recipient(address: &str, params: &RcptParams) -> OutboundRecipient {
+    OutboundRecipient {
+        address: address.to_string(),
+        notify: params.notify.as_ref().map(notify_text),
+        orcpt: params
+            .orcpt
+            .as_ref()
+            .map(|(kind, address)| format!("{kind};{address}")),
+    }
+}
+
+impl Session<'_> {
+    pub(super) async fn message(&mut self, body: Vec<u8>) -> Answer {
+        let Some(transaction) = self.transaction.take() else {
+            return Answer::Reject(Reply::new(503, "5.5.1", "No transaction in progress"));
+        };
+        let header = HeaderBlock::parse(&body);
+        if header.count("received") > MAX_HOPS {
+            return Answer::Reject(Reply::new(
+                554,
+                "5.4.6",
+                "Too many hops: mail loop detected",
+            ));
+        }
+        let mut added = String::new();
+        if self.role == PortRole::Submission {
+            if let Err(reply) = self.check_from_header(&header).await {
+                return Answer::Reject(reply);
+            }
+            // RFC 6409 §8.2 / §8.3: the submission server may add a missing Date and Message-ID.
+            if !header.has("date") {
+                added.push_str(&format!("Date: {}\r\n", UtcDateTime::now().to_rfc5322()));
+            }
+            if !header.has("message-id") {
+                added.push_str(&format!(
+                    "Message-ID: <{}@{}>\r\n",
+                    headers::random_id(20),
+                    self.service.hostname
+                ));
+            }
+        }
+        self.store_message(transaction, &added, &body).await
+    }
+
+    /// RFC 6409 §6.1 / SECURITY-TESTS RS-10: every address in From must be the user's own.
+    async fn check_from_header(&mut self, header: &HeaderBlock) -> Result<(), Reply> {
+        let Some(account) = &self.account else {
+            return Err(Reply::new(530, "5.7.0", "Authentication required"));
+        };
+        let forbidden = || {
+            Reply::new(
+                550,
+                "5.7.1",
+                "From header address not owned by the authenticated user",
+            )
+        };
+        let from_fields = header.all("from");
+        // RFC 5322 §3.6: exactly one From field.
+        if from_fields.len() != 1 {
+            return Err(Reply::new(
+                550,
+                "5.6.0",
+                "Message must have exactly one From header",
+            ));
+        }
+        let addresses = from_fields
+            .first()
+            .map(|value| headers::addresses_in(value))
+            .unwrap_or_default();
+        if addresses.is_empty() {
+            return Err(forbidden());
+        }
+        for text in addresses {
+            let Ok(address) = Address::parse(&text) else {
+                return Err(forbidden());
+            };
+            match self.service.store.may_send_as(account.id, &address).await {
+                Ok(true) => {}
+                Ok(false) => return Err(forbidden()),
+                Err(error) => {
+                    tracing::error!(%error, "store error while checking From");
+                    return Err(Reply::new(
+                        451,
+                        "4.3.0",
+                        "Temporary local problem, try again later",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The Received header of RFC 5321 §4.4 with the protocol keyword of RFC 3848.
+    fn received_header(&self, transaction: &Transaction, queue_id: &str) -> String {
+        let session = self.core.session();
+        let protocol = match (session.esmtp, session.tls, session.authenticated.is_some()) {
+            (false, _, _) => "SMTP",
+            (true, false, false) => "ESMTP",
+            (true, true, false) => "ESMTPS",
+            (true, false, true) => "ESMTPA",
+            (true, true, true) => "ESMTPSA",
+        };
+        let helo = session.helo.as_deref().unwrap_or("unknown");
+        let peer = self.conn.peer();
+        let mut header = format!(
+            "Received: from {helo} ([{}])\r\n\tby {} (sealpost) with {protocol} id {queue_id}",
+            peer.ip(),
+            self.service.hostname
+        );
+        if let Some(tls) = self.conn.tls_info() {
+            header.push_str(&format!(
+                "\r\n\t(version={} cipher={})",
+                tls.version, tls.cipher
+            ));
+        }
+        // RFC 5321 §4.4: the FOR clause only when there is exactly one recipient.
+        if let [(recipient, _)] = transaction.local.as_slice()
+            && transaction.remote.is_empty()
+        {
+            header.push_str(&format!("\r\n\tfor <{recipient}>"));
+        }
+        header.push_str(&format!("; {}\r\n", UtcDateTime::now().to_rfc5322()));
+        header
+    }
+
+    async fn inbox_of(&mut self, account: AccountId) -> Result<Option<MailboxId>, StoreError> {
+        Ok(self
+            .service
+            .store
+            .mailbox_by_special_use(account, SpecialUse::Inbox)
+            .await?
+            .map(|mailbox| mailbox.id))
+    }
+
+    async fn store_message(
+        &mut self,
+        transaction: Transaction,
+        added: &str,
+        body: &[u8],
+    ) -> Answer {
+        let queue_id = headers::random_id(12);
+        let mut prefix = String::new();
+        let accounts = transaction.local_accounts();
+        if !accounts.is_empty() {
+            // RFC 5321 §4.4: the final delivery adds Return-Path with the reverse-path.
+            prefix.push_str(&format!(
+                "Return-Path: <{}>\r\n",
+                transaction.from.as_deref().unwrap_or("")
+            ));
+            // One blob serves every local recipient, so Delivered-To is added only when
+            // the message goes to exactly one account (as Dovecot LMTP does).
+            if let ([(recipient, _)], 1, true) = (
+                transaction.local.as_slice(),
+                accounts.len(),
+                transaction.remote.is_empty(),
+            ) {
+                prefix.push_str(&format!("Delivered-To: {recipient}\r\n"));
+            }
+        }
+        prefix.push_str(&self.received_header(&transaction, &queue_id));
+        prefix.push_str(added);
+        let mut raw = Vec::with_capacity(prefix.len() + body.len());
+        raw.extend_from_slice(prefix.as_bytes());
+        raw.extend_from_slice(body);
+        let raw: Arc<[u8]> = raw.into();
+
+        let mut targets: HashMap<AccountId, MailboxId> = HashMap::new();
+        for account in &accounts {
+            match self.inbox_of(*account).await {
+                Ok(Some(inbox)) => {
+                    targets.insert(*account, inbox);
+                }
+                // The account vanished between RCPT and now (user del): skip it.
+                Ok(None) => tracing::warn!(?account, "recipient has no INBOX any more; skipped"),
+                Err(error) => {
+                    tracing::error!(%error, "store error before delivery");
+                    return Answer::Reject(Reply::new(
+                        451,
+                        "4.3.0",
+                        "Temporary local problem, try again later",
+                    ));
+                }
+            }
+        }
+        let outbound = (!transaction.remote.is_empty()).then(|| OutboundEnvelope {
+            from: transaction.from.clone(),
+            recipients: transaction
+                .remote
+                .iter()
+                .map(|(address, params)| outbound_recipient(address, params))
+                .collect(),
+            ret: transaction.params.ret.map(|ret| match ret {
+                DsnRet::Full => "FULL".to_string(),
+                DsnRet::Headers => "HDRS".to_string(),
+            }),
+            envid: transaction.params.envid.clone(),
+            submitted_by: self.account.as_ref().map(|account| account.id),
+        });
+        if targets.is_empty() && outbound.is_none() {
+            return Answer::Reject(Reply::new(554, "5.5.1", "No valid recipients"));
+        }
+        let flags: Vec<String> = Vec::new();
+        let target_list: Vec<(MailboxId, Vec<String>)> = targets
+            .values()
+            .map(|mailbox| (*mailbox, flags.clone()))
+            .collect();
+        let received_at = unix_now();
+        let eight_bit = transaction.params.body == Some(BodyType::EightBitMime);
+        match self
+            .service
+            .store
+            .accept_message(
+                Arc::clone(&raw),
+                received_at,
+                &target_list,
+                outbound.clone(),
+            )
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(
+                    id = %queue_id,
+                    size = raw.len(),
+                    local = target_list.len(),
+                    remote = transaction.remote.len(),
+                    eight_bit,
+                    "message accepted"
+                );
+                // DESIGN §1.4: this 250 is sent only after the commit (fsync) above.
+                Answer::Accept(Reply::new(
+                    250,
+                    "2.0.0",
+                    format!("Ok: queued as {queue_id}"),
+                ))
+            }
+            Err(error) => {
+                self.store_each(raw, received_at, &target_list, outbound, &queue_id, error)
+                    .await
+            }
+        }
+    }
+
+    /// The batch failed as a whole (for example one mailbox was deleted meanwhile): store
+    /// for each target on its own so that one recipient's failure does not lose the others.
+    async fn store_each(
+        &mut self,
+        raw: Arc<[u8]>,
+        received_at: i64,
+        targets: &[(MailboxId, Vec<String>)],
+        outbound: Option<OutboundEnvelope>,
+        queue_id: &str,
+        first_error: StoreError,
+    ) -> Answer {
+        tracing::warn!(error = %first_error, id = %queue_id, "delivery failed as a batch; retrying per recipient");
+        let mut stored = 0usize;
+        for target in targets {
+            match self
+                .service
+                .store
+                .accept_message(
+                    Arc::clone(&raw),
+                    received_at,
+                    std::slice::from_ref(target),
+                    None,
+                )
+                .await
+            {
+                Ok(_) => stored += 1,
+                Err(error) => {
+                    tracing::error!(%error, id = %queue_id, mailbox = ?target.0, "delivery to one recipient failed")
+                }
+            }
+        }
+        if let Some(outbound) = outbound {
+            match self
+                .service
+                .store
+                .accept_message(Arc::clone(&raw), received_at, &[], Some(outbound))
+                .await
+            {
+                Ok(_) => stored += 1,
+                Err(error) => {
+                    tracing::error!(%error, id = %queue_id, "queueing for remote recipients failed")
+                }
+            }
+        }
+        if stored == 0 {
+            return Answer::Reject(Reply::new(
+                451,
+                "4.3.0",
+                "Temporary local problem, try again later",
+            ));
+        }
+        Answer::Accept(Reply::new(
+            250,
+            "2.0.0",
+            format!("Ok: queued as {queue_id}"),
+        ))
+    }
+}

@@ -1,0 +1,115 @@
+//! The SMTP service: drives a [`ServerCore`](crate::core::ServerCore) over a connection and
+//! answers its events from the directory and the store.
+//!
+//! One [`SmtpService`] serves the three SMTP ports; the port decides the role:
+//! - `smtp` (25): inbound MTA. STARTTLS offered, no AUTH, recipients only in local domains.
+//! - `submission` (587) and `submissions` (465): authenticated users only (RFC 6409); the
+//!   sender must be one of the user's addresses; remote recipients go to the outbound queue.
+
+mod headers;
+mod message;
+mod recipients;
+mod session;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sealpost_net::{CancellationToken, Connection, Handler, ServiceKind};
+use sealpost_sasl::Mechanism;
+use sealpost_store::Store;
+use sealpost_store::authenticate::Authenticator;
+
+use crate::core::CoreConfig;
+
+/// Limits of the SMTP service (`[smtp]` in the configuration).
+#[derive(Debug, Clone)]
+pub struct SmtpLimits {
+    pub max_message_size: u64,
+    pub max_recipients: usize,
+    pub max_errors: usize,
+    /// Failed AUTH attempts in one session before 421 and close.
+    pub max_auth_failures: usize,
+}
+
+impl Default for SmtpLimits {
+    fn default() -> Self {
+        Self {
+            max_message_size: 50 * 1024 * 1024,
+            max_recipients: 100,
+            max_errors: 10,
+            max_auth_failures: 3,
+        }
+    }
+}
+
+/// What a port is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortRole {
+    /// Port 25: mail for local recipients from anywhere.
+    Inbound,
+    /// Ports 587/465: mail from authenticated users to anywhere.
+    Submission,
+}
+
+pub struct SmtpService {
+    hostname: String,
+    store: Arc<dyn Store>,
+    authenticator: Arc<Authenticator>,
+    limits: SmtpLimits,
+}
+
+impl SmtpService {
+    pub fn new(
+        hostname: &str,
+        store: Arc<dyn Store>,
+        authenticator: Arc<Authenticator>,
+        limits: SmtpLimits,
+    ) -> Self {
+        Self {
+            hostname: hostname.to_string(),
+            store,
+            authenticator,
+            limits,
+        }
+    }
+
+    fn role(service: ServiceKind) -> PortRole {
+        match service {
+            ServiceKind::Submission | ServiceKind::Submissions => PortRole::Submission,
+            _ => PortRole::Inbound,
+        }
+    }
+
+    fn core_config(&self, service: ServiceKind, tls_active: bool) -> CoreConfig {
+        let role = Self::role(service);
+        CoreConfig {
+            hostname: self.hostname.clone(),
+            max_message_size: self.limits.max_message_size,
+            max_recipients: self.limits.max_recipients,
+            max_errors: self.limits.max_errors,
+            // RFC 3207 §4: STARTTLS on the ports that start in plaintext.
+            offer_starttls: !tls_active,
+            tls_active,
+            // RFC 6409 §4.3 / RFC 4954: AUTH only on submission; never on the MTA port.
+            auth_mechanisms: match role {
+                PortRole::Submission => Mechanism::ALL.to_vec(),
+                PortRole::Inbound => Vec::new(),
+            },
+            // RFC 8314 §3.3: no password over an unencrypted connection.
+            auth_requires_tls: true,
+            require_auth_for_mail: role == PortRole::Submission,
+            offer_dsn: false,
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for SmtpService {
+    async fn handle(&self, conn: &mut Connection, shutdown: CancellationToken) {
+        let config = self.core_config(conn.service(), conn.is_tls());
+        let role = Self::role(conn.service());
+        session::Session::new(self, conn, config, role)
+            .run(shutdown)
+            .await;
+    }
+}
