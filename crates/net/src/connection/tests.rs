@@ -388,6 +388,9 @@ async fn span_carries_the_connection_and_tls_fields() {
     let recorder = Recorder::default();
     let fields = Arc::clone(&recorder.fields);
     let _guard = tracing::subscriber::set_default(recorder);
+    // Another test thread may have met the span's callsite first, with no subscriber, and
+    // cached "never interested": recompute now that this thread's recorder exists.
+    tracing::callsite::rebuild_interest_cache();
     let fx = fixture(ServiceKind::Smtp);
     let (client, mut conn) = pair();
     let (server, tls) = tokio::join!(
