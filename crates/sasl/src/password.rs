@@ -1,6 +1,9 @@
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::sync::Mutex;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::RngCore;
+use subtle::ConstantTimeEq;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
@@ -33,20 +36,70 @@ pub fn hash_password(password: &str) -> Result<String, PasswordError> {
         .map_err(|error| PasswordError::Hashing(error.to_string()))
 }
 
+/// Argon2's working memory is large (19 MiB with our parameters) and glibc keeps freed blocks
+/// of that size in per-thread arenas, so allocating one per check makes the server grow by
+/// megabytes per login. A few buffers are kept and reused instead; callers bound how many
+/// checks run at once (the store's Authenticator uses one per CPU).
+static MEMORY_POOL: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
+const POOLED_BUFFERS: usize = 8;
+
+fn take_memory(blocks: usize) -> Vec<Block> {
+    let pooled = match MEMORY_POOL.lock() {
+        Ok(mut pool) => pool.pop(),
+        Err(poisoned) => poisoned.into_inner().pop(),
+    };
+    let mut memory = pooled.unwrap_or_default();
+    memory.resize(blocks, Block::default());
+    memory
+}
+
+fn return_memory(memory: Vec<Block>) {
+    let mut pool = match MEMORY_POOL.lock() {
+        Ok(pool) => pool,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if pool.len() < POOLED_BUFFERS {
+        pool.push(memory);
+    }
+}
+
 /// Checks a password against a stored PHC string, with the parameters recorded in it.
-/// The final comparison is constant-time (done by the argon2 crate's `Output` type).
+/// The final comparison is constant-time.
 pub fn verify_password(password: &str, stored: &str) -> Result<bool, PasswordError> {
-    let parsed =
-        PasswordHash::new(stored).map_err(|error| PasswordError::BadHash(error.to_string()))?;
-    let algorithm = parsed.algorithm.as_str();
-    if !matches!(algorithm, "argon2id" | "argon2i" | "argon2d") {
-        return Err(PasswordError::UnsupportedScheme(algorithm.to_string()));
-    }
-    match Argon2::default().verify_password(password.as_bytes(), &parsed) {
-        Ok(()) => Ok(true),
-        Err(argon2::password_hash::Error::Password) => Ok(false),
-        Err(error) => Err(PasswordError::BadHash(error.to_string())),
-    }
+    let bad = |error: argon2::password_hash::Error| PasswordError::BadHash(error.to_string());
+    let parsed = PasswordHash::new(stored).map_err(bad)?;
+    let algorithm_name = parsed.algorithm.as_str();
+    let algorithm = match algorithm_name {
+        "argon2id" => Algorithm::Argon2id,
+        "argon2i" => Algorithm::Argon2i,
+        "argon2d" => Algorithm::Argon2d,
+        other => return Err(PasswordError::UnsupportedScheme(other.to_string())),
+    };
+    let version = match parsed.version {
+        Some(number) => {
+            Version::try_from(number).map_err(|error| PasswordError::BadHash(error.to_string()))?
+        }
+        None => Version::V0x13,
+    };
+    let params = Params::try_from(&parsed).map_err(bad)?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Err(PasswordError::BadHash(
+            "the hash has no salt or no output".to_string(),
+        ));
+    };
+    let mut salt_buffer = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_buffer).map_err(bad)?;
+    let mut output = vec![0u8; expected.len()];
+    let mut memory = take_memory(params.block_count());
+    let outcome = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+        password.as_bytes(),
+        salt,
+        &mut output,
+        &mut memory[..],
+    );
+    return_memory(memory);
+    outcome.map_err(|error| PasswordError::BadHash(error.to_string()))?;
+    Ok(output.ct_eq(expected.as_bytes()).into())
 }
 
 #[cfg(test)]

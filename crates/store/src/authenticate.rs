@@ -32,6 +32,9 @@ pub struct Authenticator {
     directory: Arc<dyn Directory>,
     cache: AuthCache,
     delays: FailureDelays,
+    /// argon2 checks running at once: one per CPU. More would only queue in the blocking
+    /// pool, each holding 19 MiB of working memory.
+    hashing: tokio::sync::Semaphore,
 }
 
 /// Seconds a successful login is remembered (Dovecot's auth_cache_ttl default is one hour;
@@ -55,6 +58,9 @@ impl Authenticator {
             directory,
             cache: AuthCache::new(CACHE_TTL, CACHE_ENTRIES),
             delays,
+            hashing: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            ),
         }
     }
 
@@ -121,6 +127,11 @@ impl Authenticator {
     }
 
     async fn verify_off_thread(&self, password: String, stored: String) -> Result<bool, AuthError> {
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|error| AuthError::Temporary(error.to_string()))?;
         // argon2 takes tens of milliseconds of CPU: never on the async worker threads.
         let outcome = tokio::task::spawn_blocking(move || verify_password(&password, &stored))
             .await
