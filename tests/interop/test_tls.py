@@ -23,8 +23,9 @@ from tlsclient import (
     wait_for_fingerprint,
 )
 
-# What each service sends right after the handshake (IMAP and POP3: placeholders until they land).
-GREETINGS = {"submissions": b"220 " + HOSTNAME.encode() + b" ESMTP", "imaps": b"* BYE", "pop3s": b"-ERR"}
+# What each service sends right after the handshake (IMAP: a placeholder until it lands).
+GREETINGS = {"submissions": b"220 " + HOSTNAME.encode() + b" ESMTP", "imaps": b"* BYE",
+             "pop3s": b"+OK " + HOSTNAME.encode() + b" POP3"}
 # A TLS record header announcing a 512-byte handshake message, and nothing more.
 PARTIAL_CLIENT_HELLO = b"\x16\x03\x01\x02\x00"
 HANDSHAKE_TIMEOUT = 2
@@ -73,6 +74,8 @@ def test_server_ends_tls_with_close_notify(server, service, version):
         conn.readline()
         if service == "submissions":
             assert conn.command(b"QUIT").startswith(b"221")
+        if service == "pop3s":
+            assert conn.command(b"QUIT").startswith(b"+OK")
         try:
             rest = conn.reader.read()
         except ssl.SSLEOFError as error:

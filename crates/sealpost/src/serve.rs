@@ -10,6 +10,7 @@ use sealpost_net::{CertPaths, CertStore, Handler, Limits, ListenerSpec, ServiceK
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
+use sealpost_pop3::service::Pop3Service;
 use sealpost_smtp::service::{SmtpLimits, SmtpService};
 use sealpost_store::authenticate::Authenticator;
 use sealpost_store::{Directory, Store};
@@ -109,8 +110,8 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<(), Cli
     Ok(())
 }
 
-/// The handler of each configured service: SMTP on its three ports; IMAP and POP3 answer
-/// that they are not available yet.
+/// The handler of each configured service: SMTP on its three ports, POP3 on its two; IMAP
+/// answers that it is not available yet.
 fn handlers(
     config: &Config,
     store: &Arc<dyn Store>,
@@ -127,8 +128,13 @@ fn handlers(
     let smtp: Arc<dyn Handler> = Arc::new(SmtpService::new(
         config.hostname.as_str(),
         Arc::clone(store),
-        authenticator,
+        Arc::clone(&authenticator),
         limits,
+    ));
+    let pop3: Arc<dyn Handler> = Arc::new(Pop3Service::new(
+        config.hostname.as_str(),
+        Arc::clone(store),
+        authenticator,
     ));
     let unavailable: Arc<dyn Handler> = Arc::new(UnavailableHandler::new(config.hostname.as_str()));
     specs
@@ -138,9 +144,8 @@ fn handlers(
                 ServiceKind::Smtp | ServiceKind::Submission | ServiceKind::Submissions => {
                     Arc::clone(&smtp)
                 }
-                ServiceKind::Imap | ServiceKind::Imaps | ServiceKind::Pop3 | ServiceKind::Pop3s => {
-                    Arc::clone(&unavailable)
-                }
+                ServiceKind::Pop3 | ServiceKind::Pop3s => Arc::clone(&pop3),
+                ServiceKind::Imap | ServiceKind::Imaps => Arc::clone(&unavailable),
             };
             (spec.service, handler)
         })

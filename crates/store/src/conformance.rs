@@ -66,6 +66,7 @@ macro_rules! store_conformance_tests {
             mailbox_subscribe,
             uid_validity_differs_after_recreate,
             deliver_shares_one_blob,
+            read_blob_range_pieces,
             uid_and_modseq_strictly_increase,
             uids_not_reused_after_expunge,
             expunge_log,

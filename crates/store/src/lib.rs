@@ -180,6 +180,13 @@ pub trait MailStore: Send + Sync {
     /// The bytes of a stored message. `NotFound` if no message and no queue entry refers
     /// to it.
     async fn read_blob(&self, blob: &BlobId) -> StoreResult<Vec<u8>>;
+    /// At most `len` bytes of a stored message from octet `offset` on: fewer at its end, none
+    /// from its end on. For sending large messages in pieces (POP3 RETR, IMAP partial FETCH)
+    /// without holding them whole in memory. A blob never changes (it is named by its hash),
+    /// so pieces read at different times fit together; it can disappear between two reads
+    /// when its last message is expunged: `NotFound`, as for [`MailStore::read_blob`].
+    async fn read_blob_range(&self, blob: &BlobId, offset: u64, len: usize)
+    -> StoreResult<Vec<u8>>;
     /// Changes flags of the given UIDs (missing UIDs are ignored). With `unchanged_since`,
     /// messages whose MODSEQ is higher are left alone (RFC 7162 §3.1.3). Returns the
     /// messages that changed, with their new MODSEQ.

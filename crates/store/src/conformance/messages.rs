@@ -71,6 +71,68 @@ pub async fn deliver_shares_one_blob(store: &dyn Store) {
     assert!(matches!(gone, Err(StoreError::NotFound(_))), "{gone:?}");
 }
 
+pub async fn read_blob_range_pieces(store: &dyn Store) {
+    let alice = new_account(store, "alice@example.org").await;
+    let inbox = mailbox(store, alice, "INBOX").await;
+    // Large enough to span many database pages.
+    let raw: Arc<[u8]> = (0..300_000u32)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    store
+        .deliver(raw.clone(), 1, &[(inbox.id, Vec::new())])
+        .await
+        .unwrap();
+    let blob = store.messages(inbox.id).await.unwrap()[0].blob;
+    let whole = store.read_blob(&blob).await.unwrap();
+    assert_eq!(&whole[..], &raw[..]);
+
+    // Pieces of any size put back together give the whole blob.
+    for piece in [1usize, 4096, 65_537, 300_000, 1 << 20] {
+        let mut joined = Vec::new();
+        loop {
+            let got = store
+                .read_blob_range(&blob, joined.len() as u64, piece)
+                .await
+                .unwrap();
+            assert!(got.len() <= piece);
+            if got.is_empty() {
+                break;
+            }
+            joined.extend_from_slice(&got);
+            if piece == 1 && joined.len() >= 3 {
+                break; // one byte at a time: three are enough
+            }
+        }
+        let expected = if piece == 1 { &raw[..3] } else { &raw[..] };
+        assert_eq!(&joined[..], expected, "pieces of {piece}");
+    }
+    let middle = store.read_blob_range(&blob, 1000, 10).await.unwrap();
+    assert_eq!(&middle[..], &raw[1000..1010]);
+    let tail = store.read_blob_range(&blob, 299_990, 100).await.unwrap();
+    assert_eq!(&tail[..], &raw[299_990..]);
+    assert!(
+        store
+            .read_blob_range(&blob, 300_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .read_blob_range(&blob, u64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.read_blob_range(&blob, 0, 0).await.unwrap().is_empty());
+
+    // Gone with its last message, like `read_blob`.
+    store.expunge(inbox.id, &[Uid(1)]).await.unwrap();
+    let gone = store.read_blob_range(&blob, 0, 10).await;
+    assert!(matches!(gone, Err(StoreError::NotFound(_))), "{gone:?}");
+}
+
 pub async fn uid_and_modseq_strictly_increase(store: &dyn Store) {
     let alice = new_account(store, "alice@example.org").await;
     let inbox = mailbox(store, alice, "INBOX").await;

@@ -159,6 +159,18 @@ impl MailStore for SqliteStore {
             .await
     }
 
+    async fn read_blob_range(
+        &self,
+        blob: &BlobId,
+        offset: u64,
+        len: usize,
+    ) -> StoreResult<Vec<u8>> {
+        let blob = *blob;
+        self.readers
+            .read(move |txn| messages::read_blob_range(txn, &blob, offset, len))
+            .await
+    }
+
     async fn store_flags(
         &self,
         mailbox: MailboxId,

@@ -177,6 +177,34 @@ pub(crate) fn read_blob(conn: &Connection, blob: &BlobId) -> StoreResult<Vec<u8>
     .ok_or_else(|| StoreError::NotFound(format!("the message blob {blob}")))
 }
 
+/// Reads a piece of a blob with SQLite's incremental blob I/O: only the pages holding the
+/// piece are read, never the whole value.
+pub(crate) fn read_blob_range(
+    conn: &Connection,
+    blob: &BlobId,
+    offset: u64,
+    len: usize,
+) -> StoreResult<Vec<u8>> {
+    let rowid: i64 = rows::first(
+        conn,
+        "SELECT rowid FROM blobs WHERE hash = ?1",
+        [&blob.0[..]],
+        |row| rows::get(row, 0),
+    )?
+    .ok_or_else(|| StoreError::NotFound(format!("the message blob {blob}")))?;
+    let handle = conn.blob_open(rusqlite::MAIN_DB, c"blobs", c"data", rowid, true)?;
+    let total = u64::try_from(handle.size()).unwrap_or(0);
+    let start = offset.min(total);
+    let take = usize::try_from(total - start)
+        .unwrap_or(usize::MAX)
+        .min(len);
+    let mut piece = vec![0u8; take];
+    // `start` <= `total`, which came from an i32: it fits a usize.
+    let at = usize::try_from(start).unwrap_or(usize::MAX);
+    handle.read_at_exact(&mut piece, at)?;
+    Ok(piece)
+}
+
 fn apply(op: FlagOp, current: &[String], given: &[String]) -> StoreResult<Vec<String>> {
     match op {
         FlagOp::Add => rows::normalize_flags(current.iter().chain(given).map(String::as_str)),

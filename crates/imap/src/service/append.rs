@@ -1,0 +1,109 @@
+//! APPEND (RFC 9051 §6.3.12) with APPENDUID (RFC 4315 §3).
+
+use std::sync::Arc;
+
+use sealpost_types::MailboxName;
+
+use super::session::{Session, store_failure};
+use crate::core::{AppendMessage, Code, Completion, Flag, SequenceSet};
+
+/// SECURITY-TESTS IM-18: a bare LF becomes CRLF, so the stored message (and what POP3,
+/// IMAP and relaying send later) has one line ending (RFC 5322 §2.1).
+fn normalize_line_endings(data: Vec<u8>) -> Vec<u8> {
+    let bare_lf = data
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || data.get(i - 1) != Some(&b'\r')));
+    if !bare_lf {
+        return data;
+    }
+    let mut out = Vec::with_capacity(data.len().saturating_add(data.len() / 32));
+    let mut previous = 0u8;
+    for byte in data {
+        if byte == b'\n' && previous != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(byte);
+        previous = byte;
+    }
+    out
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Session<'_> {
+    pub(super) async fn append(
+        &mut self,
+        name: &MailboxName,
+        messages: Vec<AppendMessage>,
+    ) -> Completion {
+        let Some(account) = self.account.as_ref().map(|a| a.id) else {
+            return Completion::bad("Not logged in");
+        };
+        let mailbox = match self.service.store.mailbox(account, name).await {
+            Ok(Some(mailbox)) => mailbox,
+            // RFC 9051 §6.3.12: TRYCREATE when the mailbox does not exist.
+            Ok(None) => return Completion::no("No such mailbox").with_code(Code::TryCreate),
+            Err(error) => return store_failure(&error),
+        };
+        for message in &messages {
+            if message.data.is_empty() {
+                return Completion::no("Empty message").with_code(Code::Cannot);
+            }
+            // RFC 3516 §4.4 / SECURITY-TESTS IM-18: NUL only in a literal8.
+            if !message.binary && message.data.contains(&0) {
+                return Completion::no("NUL in message; use a literal8").with_code(Code::Cannot);
+            }
+        }
+        let octets = messages.iter().map(|m| m.data.len() as u64).sum();
+        if let Some(refusal) = self.over_quota(octets).await {
+            return refusal;
+        }
+        let mut uids = Vec::with_capacity(messages.len());
+        // MULTIAPPEND is not advertised (the core refuses a second message) until the
+        // store can commit several messages at once: RFC 3502 §6.3.11 wants it atomic.
+        for message in messages {
+            let flags: Vec<String> = message
+                .flags
+                .iter()
+                .filter(|f| **f != Flag::Recent)
+                .map(|f| f.as_str().to_string())
+                .collect();
+            let date = message.date.map_or_else(now, |d| d.unix());
+            let raw: Arc<[u8]> = Arc::from(normalize_line_endings(message.data));
+            match self
+                .service
+                .store
+                .deliver(raw, date, &[(mailbox.id, flags)])
+                .await
+            {
+                Ok(delivered) => uids.extend(delivered.into_iter().map(|(_, uid, _)| uid.0)),
+                Err(error) => return store_failure(&error),
+            }
+        }
+        // RFC 4315 §3: APPENDUID with the new UIDs.
+        Completion::ok("APPEND completed").with_code(Code::AppendUid {
+            uid_validity: mailbox.uid_validity,
+            uids: SequenceSet::from_numbers(uids),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_line_endings;
+
+    #[test]
+    fn bare_lf_becomes_crlf() {
+        assert_eq!(
+            normalize_line_endings(b"a\nb\r\nc\n".to_vec()),
+            b"a\r\nb\r\nc\r\n"
+        );
+        assert_eq!(normalize_line_endings(b"\nx".to_vec()), b"\r\nx");
+        assert_eq!(normalize_line_endings(b"a\r\n".to_vec()), b"a\r\n");
+    }
+}

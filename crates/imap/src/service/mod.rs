@@ -1,0 +1,79 @@
+//! The IMAP service: drives an [`ImapCore`](crate::core::ImapCore) over a connection and
+//! answers its events from the authenticator and the store (DESIGN §1–2).
+//!
+//! One [`ImapService`] serves both ports: `imap` (143, STARTTLS required before any login,
+//! RFC 8314 §3, RFC 9051 §6.2.3) and `imaps` (993, implicit TLS).
+//!
+//! One file per command family; [`session`] holds the driver loop and the dispatch,
+//! [`selected`] the message-number ↔ UID map of the selected mailbox, which changes only at
+//! the moments RFC 9051 §7 allows.
+
+mod append;
+mod auth;
+mod copy_move;
+mod expunge;
+mod fetch;
+mod id;
+mod idle;
+mod list;
+mod mailbox;
+mod quota;
+mod search;
+mod select;
+mod selected;
+mod session;
+mod store;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sealpost_net::{CancellationToken, Connection, Handler, ServiceKind};
+use sealpost_store::Store;
+use sealpost_store::authenticate::Authenticator;
+
+use crate::core::{CoreConfig, Extensions};
+
+pub struct ImapService {
+    hostname: String,
+    store: Arc<dyn Store>,
+    authenticator: Arc<Authenticator>,
+}
+
+impl ImapService {
+    pub fn new(hostname: &str, store: Arc<dyn Store>, authenticator: Arc<Authenticator>) -> Self {
+        Self {
+            hostname: hostname.to_string(),
+            store,
+            authenticator,
+        }
+    }
+
+    fn core_config(&self, conn: &Connection) -> CoreConfig {
+        let tls = conn.is_tls();
+        CoreConfig {
+            greeting: format!("{} IMAP ready", self.hostname),
+            tls_active: tls,
+            // RFC 9051 §6.2.1: STARTTLS on the port that starts in plaintext (143).
+            offer_starttls: conn.service() == ServiceKind::Imap && !tls,
+            // RFC 8314 §3 / RFC 9051 §6.2.3: no cleartext passwords (LOGINDISABLED).
+            login_requires_tls: true,
+            extensions: Extensions {
+                // TODO(issue 4): MULTIAPPEND must be atomic (RFC 3502 §6.3.11), which needs
+                // a store call that delivers several messages in one commit.
+                multiappend: false,
+                ..Extensions::default()
+            },
+            ..CoreConfig::default()
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for ImapService {
+    async fn handle(&self, conn: &mut Connection, shutdown: CancellationToken) {
+        let config = self.core_config(conn);
+        session::Session::new(self, conn, config)
+            .run(shutdown)
+            .await;
+    }
+}
