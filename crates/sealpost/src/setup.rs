@@ -189,11 +189,13 @@ fn print_demo_banner(dir: &Path, password: &str) {
         dir.display()
     );
     println!();
+    println!("Send yourself a message (SMTP submission, implicit TLS), then fetch it (POP3):");
+    println!(r"  printf 'From: demo@localhost\r\nSubject: hello\r\n\r\nhi\r\n' > /tmp/hello.eml");
     println!(
-        "Check the TLS service (the mail protocols answer 'not available yet' in this version):"
+        "  curl --ssl-reqd -k smtps://127.0.0.1:4650 --user 'demo@localhost:{password}' \\\n     --mail-from demo@localhost --mail-rcpt demo@localhost --upload-file /tmp/hello.eml"
     );
-    println!("  openssl s_client -connect 127.0.0.1:4650 -brief </dev/null");
-    println!("  curl -v --insecure smtps://127.0.0.1:4650 --user 'demo@localhost:{password}'");
+    println!("  curl -k pop3s://127.0.0.1:9950/1 --user 'demo@localhost:{password}'");
+    println!("(IMAP answers 'not available yet' in this version.)");
     println!("Manage it from another terminal:");
     println!(
         "  sealpost --config {}/sealpost.toml user list",
