@@ -10,6 +10,9 @@
 #   PIPELINE=1 bench/pop3_rate.sh           # all commands after the greeting in one write
 #   RESUME=1 bench/pop3_rate.sh             # abbreviated TLS handshakes (session resumption)
 #   PEER=0 bench/pop3_rate.sh               # sealpost only
+#   CLIENT=rust bench/pop3_rate.sh          # timed runs with bench/loadgen's pop3-rate (tokio +
+#                                           # rustls/aws-lc-rs, one thread; built here) instead of
+#                                           # pop3_rate.py (seeding still uses pop3_rate.py)
 # Results: one JSON line per server on stdout (with the server's CPU time per session, from
 # its process tree), also appended to $WORK/pop3_rate.jsonl.
 set -euo pipefail
@@ -27,6 +30,7 @@ PEER_SMTP=${PEER_SMTP:-10025}
 PEER_DOVECOT_PID=${PEER_DOVECOT_PID:-/tmp/peers/run/dovecot/master.pid}
 PIPELINE=${PIPELINE:-0}
 RESUME=${RESUME:-0}
+CLIENT=${CLIENT:-python}
 BENCH_DOMAIN=bench.test
 BENCH_PASS=benchpass
 
@@ -36,13 +40,24 @@ rate() { # label port smtp-port [more pop3_rate.py options]
         --duration "$DURATION" --servername "$BENCH_HOSTNAME" --label "$1"
 }
 
+# timed run with the Rust client (USER/PASS only, no resumption, one process)
+rate_rust() { # label port
+    "$LOADGEN_BIN" --host 127.0.0.1 --port "$2" --user "user{n}@$BENCH_DOMAIN" --pass "$BENCH_PASS" \
+        --users "$USERS" --conns "$CONNS" --duration "$DURATION" --servername "$BENCH_HOSTNAME" \
+        --label "$1" "${EXTRA[@]}"
+}
+
 # measure LABEL POP3S-PORT SMTP-PORT SERVER-PID: seed (untimed: deliveries and every user's
 # first login), then the timed run, with the server's CPU time (its process tree) around it.
 measure() {
     rate "$1-seed" "$2" "$3" --seed-only
     local cpu0 cpu1 status=0
     cpu0=$(python3 "$PEERS_BENCH/cpu_snap.py" "$4")
-    rate "$1" "$2" "$3" --skip-seed "${EXTRA[@]}" >"$WORK/$1.out" || status=1
+    if [ "$CLIENT" = rust ]; then
+        rate_rust "$1" "$2" >"$WORK/$1.out" || status=1
+    else
+        rate "$1" "$2" "$3" --skip-seed "${EXTRA[@]}" >"$WORK/$1.out" || status=1
+    fi
     cpu1=$(python3 "$PEERS_BENCH/cpu_snap.py" "$4")
     python3 - "$WORK/$1.out" "$cpu0" "$cpu1" "$WORK/pop3_rate.jsonl" <<'PY'
 import json, os, sys
@@ -62,6 +77,16 @@ PY
 EXTRA=()
 [ "$PIPELINE" = 1 ] && EXTRA+=(--pipeline)
 [ "$RESUME" = 1 ] && EXTRA+=(--resume)
+case "$CLIENT" in
+python) ;;
+rust)
+    [ "$RESUME" = 1 ] || [ "$AUTH" != user ] && { echo "CLIENT=rust supports neither RESUME=1 nor AUTH=plain" >&2; exit 2; }
+    LOADGEN_DIR="$BENCH_DIR/loadgen"
+    (cd "$LOADGEN_DIR" && cargo build --release --quiet) >&2
+    LOADGEN_BIN="$LOADGEN_DIR/target/release/pop3-rate"
+    ;;
+*) echo "CLIENT must be python or rust" >&2; exit 2 ;;
+esac
 
 SERVICES=(smtp pop3s)
 bench_setup
@@ -77,7 +102,7 @@ if [ "$PEER" = 1 ]; then
     if (exec 3<>"/dev/tcp/127.0.0.1/$PEER_POP3S") 2>/dev/null; then
         DOVECOT_PID=$(cat "$PEER_DOVECOT_PID" 2>/dev/null || echo 0)
         measure dovecot-pop3s "$PEER_POP3S" "$PEER_SMTP" "$DOVECOT_PID" \
-            || { echo "pop3_rate.py reported errors on Dovecot" >&2; status=1; }
+            || { echo "the $CLIENT client reported errors on Dovecot" >&2; status=1; }
     else
         echo "no Dovecot POP3S on 127.0.0.1:$PEER_POP3S (/work/shared/bench/peers/setup.sh starts it); skipped" >&2
     fi
@@ -85,6 +110,6 @@ fi
 
 bench_start
 measure sealpost-pop3s "${PORT[pop3s]}" "${PORT[smtp]}" "$SERVER_PID" \
-    || { echo "pop3_rate.py reported errors on sealpost" >&2; status=1; }
+    || { echo "the $CLIENT client reported errors on sealpost" >&2; status=1; }
 bench_stop
 exit $status
