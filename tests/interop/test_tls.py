@@ -23,8 +23,8 @@ from tlsclient import (
     wait_for_fingerprint,
 )
 
-# What each service sends right after the handshake (IMAP: a placeholder until it lands).
-GREETINGS = {"submissions": b"220 " + HOSTNAME.encode() + b" ESMTP", "imaps": b"* BYE",
+# What each service sends right after the handshake.
+GREETINGS = {"submissions": b"220 " + HOSTNAME.encode() + b" ESMTP", "imaps": b"* OK",
              "pop3s": b"+OK " + HOSTNAME.encode() + b" POP3"}
 # A TLS record header announcing a 512-byte handshake message, and nothing more.
 PARTIAL_CLIENT_HELLO = b"\x16\x03\x01\x02\x00"
@@ -76,6 +76,9 @@ def test_server_ends_tls_with_close_notify(server, service, version):
             assert conn.command(b"QUIT").startswith(b"221")
         if service == "pop3s":
             assert conn.command(b"QUIT").startswith(b"+OK")
+        if service == "imaps":
+            assert conn.command(b"a LOGOUT").startswith(b"* BYE")
+            assert conn.readline().startswith(b"a OK")
         try:
             rest = conn.reader.read()
         except ssl.SSLEOFError as error:

@@ -9,7 +9,6 @@ mod exit;
 mod manage;
 mod serve;
 mod setup;
-mod unavailable;
 
 use clap::Parser;
 

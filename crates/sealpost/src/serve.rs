@@ -10,6 +10,7 @@ use sealpost_net::{CertPaths, CertStore, Handler, Limits, ListenerSpec, ServiceK
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
+use sealpost_imap::service::ImapService;
 use sealpost_pop3::service::Pop3Service;
 use sealpost_smtp::service::{SmtpLimits, SmtpService};
 use sealpost_store::authenticate::Authenticator;
@@ -17,7 +18,6 @@ use sealpost_store::{Directory, Store};
 
 use crate::exit::CliError;
 use crate::manage::open_store;
-use crate::unavailable::UnavailableHandler;
 
 pub fn service_kind(name: ServiceName) -> ServiceKind {
     match name {
@@ -110,8 +110,7 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<(), Cli
     Ok(())
 }
 
-/// The handler of each configured service: SMTP on its three ports, POP3 on its two; IMAP
-/// answers that it is not available yet.
+/// The handler of each configured service: SMTP on its three ports, POP3 and IMAP on two each.
 fn handlers(
     config: &Config,
     store: &Arc<dyn Store>,
@@ -134,9 +133,13 @@ fn handlers(
     let pop3: Arc<dyn Handler> = Arc::new(Pop3Service::new(
         config.hostname.as_str(),
         Arc::clone(store),
+        Arc::clone(&authenticator),
+    ));
+    let imap: Arc<dyn Handler> = Arc::new(ImapService::new(
+        config.hostname.as_str(),
+        Arc::clone(store),
         authenticator,
     ));
-    let unavailable: Arc<dyn Handler> = Arc::new(UnavailableHandler::new(config.hostname.as_str()));
     specs
         .iter()
         .map(|spec| {
@@ -145,7 +148,7 @@ fn handlers(
                     Arc::clone(&smtp)
                 }
                 ServiceKind::Pop3 | ServiceKind::Pop3s => Arc::clone(&pop3),
-                ServiceKind::Imap | ServiceKind::Imaps => Arc::clone(&unavailable),
+                ServiceKind::Imap | ServiceKind::Imaps => Arc::clone(&imap),
             };
             (spec.service, handler)
         })

@@ -189,13 +189,15 @@ fn print_demo_banner(dir: &Path, password: &str) {
         dir.display()
     );
     println!();
-    println!("Send yourself a message (SMTP submission, implicit TLS), then fetch it (POP3):");
+    println!(
+        "Send yourself a message (SMTP submission, implicit TLS), then fetch it (POP3, IMAP):"
+    );
     println!(r"  printf 'From: demo@localhost\r\nSubject: hello\r\n\r\nhi\r\n' > /tmp/hello.eml");
     println!(
         "  curl --ssl-reqd -k smtps://127.0.0.1:4650 --user 'demo@localhost:{password}' \\\n     --mail-from demo@localhost --mail-rcpt demo@localhost --upload-file /tmp/hello.eml"
     );
     println!("  curl -k pop3s://127.0.0.1:9950/1 --user 'demo@localhost:{password}'");
-    println!("(IMAP answers 'not available yet' in this version.)");
+    println!("  curl -k 'imaps://127.0.0.1:9930/INBOX;UID=1' --user 'demo@localhost:{password}'");
     println!("Manage it from another terminal:");
     println!(
         "  sealpost --config {}/sealpost.toml user list",
