@@ -9,9 +9,18 @@ use sealpost_types::{AccountId, Address, MailboxId, SpecialUse};
 
 use super::PortRole;
 use super::headers::{self, HeaderBlock};
-use super::recipients::Transaction;
+use super::recipients::{Transaction, temporary_problem};
 use super::session::Session;
 use crate::core::{Answer, BodyType, DsnNotify, DsnRet, RcptParams, Reply};
+
+/// The final 250 of a stored message (sent only after the commit).
+fn accepted(queue_id: &str) -> Answer {
+    Answer::Accept(Reply::new(
+        250,
+        "2.0.0",
+        format!("Ok: queued as {queue_id}"),
+    ))
+}
 
 /// RFC 5321 §6.3: a message that has passed this many hops is in a loop.
 const MAX_HOPS: usize = 50;
@@ -114,11 +123,7 @@ impl Session<'_> {
                 Ok(false) => return Err(forbidden()),
                 Err(error) => {
                     tracing::error!(%error, "store error while checking From");
-                    return Err(Reply::new(
-                        451,
-                        "4.3.0",
-                        "Temporary local problem, try again later",
-                    ));
+                    return Err(temporary_problem());
                 }
             }
         }
@@ -209,11 +214,7 @@ impl Session<'_> {
                 Ok(None) => tracing::warn!(?account, "recipient has no INBOX any more; skipped"),
                 Err(error) => {
                     tracing::error!(%error, "store error before delivery");
-                    return Answer::Reject(Reply::new(
-                        451,
-                        "4.3.0",
-                        "Temporary local problem, try again later",
-                    ));
+                    return Answer::Reject(temporary_problem());
                 }
             }
         }
@@ -262,11 +263,7 @@ impl Session<'_> {
                     "message accepted"
                 );
                 // DESIGN §1.4: this 250 is sent only after the commit (fsync) above.
-                Answer::Accept(Reply::new(
-                    250,
-                    "2.0.0",
-                    format!("Ok: queued as {queue_id}"),
-                ))
+                accepted(&queue_id)
             }
             Err(error) => {
                 self.store_each(raw, received_at, &target_list, outbound, &queue_id, error)
@@ -320,16 +317,8 @@ impl Session<'_> {
             }
         }
         if stored == 0 {
-            return Answer::Reject(Reply::new(
-                451,
-                "4.3.0",
-                "Temporary local problem, try again later",
-            ));
+            return Answer::Reject(temporary_problem());
         }
-        Answer::Accept(Reply::new(
-            250,
-            "2.0.0",
-            format!("Ok: queued as {queue_id}"),
-        ))
+        accepted(queue_id)
     }
 }

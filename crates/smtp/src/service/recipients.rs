@@ -36,9 +36,14 @@ pub(super) enum RecipientDecision {
     Reject(Reply),
 }
 
+/// RFC 3463 §3.4: 4.3.0, a local problem the client should retry later.
+pub(super) fn temporary_problem() -> Reply {
+    Reply::new(451, "4.3.0", "Temporary local problem, try again later")
+}
+
 fn temporary_failure(error: &StoreError) -> Reply {
     tracing::error!(%error, "store error while checking an address");
-    Reply::new(451, "4.3.0", "Temporary local problem, try again later")
+    temporary_problem()
 }
 
 impl Session<'_> {
