@@ -185,3 +185,102 @@ async fn examine_never_sets_seen_and_users_are_isolated() {
     let reply = b.run("SELECT \"Other Users/alice/INBOX\"").await;
     assert!(last(&reply).starts_with("t NO [NONEXISTENT]"), "{reply:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multiappend_is_atomic_and_counts_against_the_quota() {
+    let f = fixture().await;
+    let mut c = f.login("alice@test.example").await;
+    let caps = c.run("CAPABILITY").await;
+    assert!(caps[0].contains(" MULTIAPPEND"), "{caps:?}");
+    // RFC 9208 §3.1: only STORAGE can be limited.
+    assert!(caps[0].contains(" QUOTA=RES-STORAGE"), "{caps:?}");
+    assert!(!caps[0].contains("RES-MESSAGE"), "{caps:?}");
+    // RFC 3502 §6.3.11: two messages, one command, consecutive UIDs.
+    let reply = c
+        .run(&format!(
+            "APPEND Drafts (\\Seen) {{{}+}}\r\n{} {{{}+}}\r\n{}",
+            MSG.len(),
+            String::from_utf8_lossy(MSG),
+            OTHER.len(),
+            String::from_utf8_lossy(OTHER)
+        ))
+        .await;
+    assert!(last(&reply).starts_with("t OK [APPENDUID "), "{reply:?}");
+    assert!(last(&reply).contains(" 1:2]"), "{reply:?}");
+    let reply = c.run("STATUS Drafts (MESSAGES UNSEEN)").await;
+    assert_eq!(reply[0], "* STATUS Drafts (MESSAGES 2 UNSEEN 1)");
+
+    // With a quota: usage is reported, and a MULTIAPPEND that would exceed it stores
+    // none of its messages (RFC 9208 §4.2.1, RFC 3502 §6.3.11).
+    let used = (MSG.len() + OTHER.len()) as u64;
+    f.store
+        .set_quota(
+            &sealpost_types::Address::parse("alice@test.example").unwrap(),
+            Some(4096),
+        )
+        .await
+        .unwrap();
+    let reply = c.run("GETQUOTAROOT INBOX").await;
+    assert_eq!(
+        reply,
+        [
+            "* QUOTAROOT INBOX \"\"".to_string(),
+            format!("* QUOTA \"\" (STORAGE {} 4)", used.div_ceil(1024)),
+            "t OK GETQUOTAROOT completed".to_string(),
+        ]
+    );
+    let big = "x".repeat(3000);
+    let reply = c
+        .run(&format!(
+            "APPEND Drafts {{{}+}}\r\n{big} {{{}+}}\r\n{big}",
+            big.len(),
+            big.len()
+        ))
+        .await;
+    assert!(last(&reply).starts_with("t NO [OVERQUOTA]"), "{reply:?}");
+    let reply = c.run("STATUS Drafts (MESSAGES)").await;
+    assert_eq!(reply[0], "* STATUS Drafts (MESSAGES 2)");
+    // COPY over the quota is refused too; MOVE frees what it adds.
+    c.run("SELECT Drafts").await;
+    f.store
+        .set_quota(
+            &sealpost_types::Address::parse("alice@test.example").unwrap(),
+            Some(used + 10),
+        )
+        .await
+        .unwrap();
+    let reply = c.run("COPY 1:2 INBOX").await;
+    assert!(last(&reply).starts_with("t NO [OVERQUOTA]"), "{reply:?}");
+    let reply = c.run("MOVE 1:2 INBOX").await;
+    assert!(last(&reply).starts_with("t OK"), "{reply:?}");
+    assert!(reply.contains(&"* 2 EXPUNGE".to_string()), "{reply:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetched_structure_is_kept_beside_the_blob() {
+    // Issue 4: the parsed structure is cached by the store, so ENVELOPE and BODYSTRUCTURE
+    // of a large mailbox do not parse (or even read) every message again.
+    let f = fixture().await;
+    f.deliver("alice@test.example", MSG).await;
+    let inbox = f.inbox("alice@test.example").await;
+    let blob = f.store.messages(inbox).await.unwrap()[0].blob;
+    assert_eq!(f.store.blob_summary(&blob).await.unwrap(), None);
+    let mut c = f.login("alice@test.example").await;
+    c.run("SELECT INBOX").await;
+    let first = c.run("FETCH 1 (ENVELOPE BODYSTRUCTURE)").await;
+    let mut kept = None;
+    for _ in 0..100 {
+        kept = f.store.blob_summary(&blob).await.unwrap();
+        if kept.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let kept = kept.expect("the structure is saved");
+    let structure = sealpost_imap::mime::MessageStructure::from_bytes(&kept).unwrap();
+    assert_eq!(structure, sealpost_imap::mime::MessageStructure::parse(MSG));
+    // A new session answers from the kept structure, identically.
+    let mut other = f.login("alice@test.example").await;
+    other.run("SELECT INBOX").await;
+    assert_eq!(other.run("FETCH 1 (ENVELOPE BODYSTRUCTURE)").await, first);
+}

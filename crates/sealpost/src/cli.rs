@@ -105,6 +105,9 @@ pub enum UserCommand {
         #[command(flatten)]
         password: PasswordSource,
     },
+    /// Show the storage quota and usage, or set the quota: SIZE in octets, with an optional
+    /// K, M or G suffix (powers of 1024), or `none` for no limit (IMAP QUOTA, RFC 9208).
+    Quota { email: String, size: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]

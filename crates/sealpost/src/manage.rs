@@ -179,7 +179,67 @@ pub async fn user(config_path: &Path, command: UserCommand) -> Result<(), CliErr
                 println!("password: {}", password.expose());
             }
         }
+        UserCommand::Quota { email, size } => {
+            user_quota(store.as_ref(), &email, size.as_deref()).await?;
+        }
     }
+    Ok(())
+}
+
+/// `none`, or octets with an optional K/M/G suffix (powers of 1024).
+fn parse_quota(text: &str) -> Result<Option<u64>, CliError> {
+    let invalid = || {
+        CliError::usage(anyhow!(
+            "{text:?} is not a quota: give octets, optionally with K, M or G (e.g. 500M), \
+             or none"
+        ))
+    };
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let (digits, unit) = match text.char_indices().last() {
+        Some((at, 'k' | 'K')) => (&text[..at], 1u64 << 10),
+        Some((at, 'm' | 'M')) => (&text[..at], 1u64 << 20),
+        Some((at, 'g' | 'G')) => (&text[..at], 1u64 << 30),
+        _ => (text, 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let number: u64 = digits.parse().map_err(|_| invalid())?;
+    let octets = number.checked_mul(unit).ok_or_else(invalid)?;
+    // The store keeps quotas as signed 64-bit numbers.
+    if octets > i64::MAX as u64 {
+        return Err(invalid());
+    }
+    Ok(Some(octets))
+}
+
+async fn user_quota(store: &dyn Store, email: &str, size: Option<&str>) -> Result<(), CliError> {
+    let address = parse_address(email)?;
+    if let Some(size) = size {
+        let quota = parse_quota(size)?;
+        store.set_quota(&address, quota).await?;
+        match quota {
+            Some(octets) => println!("quota of {address}: {octets} octets"),
+            None => println!("quota of {address}: none"),
+        }
+        return Ok(());
+    }
+    let account = store
+        .account(&address)
+        .await?
+        .ok_or_else(|| CliError::runtime(anyhow!("no user {address}")))?;
+    let usage = store.usage(account.id).await?;
+    let quota = account
+        .quota_bytes
+        .map_or_else(|| "none".to_string(), |q| format!("{q} octets"));
+    println!("quota of {address}: {quota}");
+    println!(
+        "in use: {} octets in {} messages",
+        usage.bytes, usage.messages
+    );
     Ok(())
 }
 
@@ -223,4 +283,31 @@ fn join(addresses: &[Address]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_quota;
+
+    #[test]
+    fn quota_sizes() {
+        assert_eq!(parse_quota("none").unwrap(), None);
+        assert_eq!(parse_quota("NONE").unwrap(), None);
+        assert_eq!(parse_quota("1000").unwrap(), Some(1000));
+        assert_eq!(parse_quota("2K").unwrap(), Some(2048));
+        assert_eq!(parse_quota("500m").unwrap(), Some(500 << 20));
+        assert_eq!(parse_quota("1G").unwrap(), Some(1 << 30));
+        for bad in [
+            "",
+            "G",
+            "-1",
+            "1.5G",
+            "1T",
+            "12 M",
+            "99999999999999999999",
+            "9999999999G",
+        ] {
+            assert!(parse_quota(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -32,12 +32,14 @@ use crate::{ChangeEvent, DkimAlgorithm, DkimKey, FlagOp, Mailbox, Store, StoreEr
 
 mod concurrency;
 mod directory;
+mod imap_support;
 mod mailboxes;
 mod messages;
 mod outbound;
 
 pub use concurrency::*;
 pub use directory::*;
+pub use imap_support::*;
 pub use mailboxes::*;
 pub use messages::*;
 pub use outbound::*;
@@ -80,6 +82,12 @@ macro_rules! store_conformance_tests {
             queued_lists_oldest_first,
             concurrent_reads_during_writes,
             group_commit_concurrent_delivers,
+            append_messages_is_atomic,
+            usage_follows_every_change,
+            set_quota_and_clear,
+            changes_since_reports_only_what_changed,
+            move_messages_is_one_change,
+            blob_summary_lives_with_its_blob,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

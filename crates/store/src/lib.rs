@@ -24,7 +24,8 @@ use tokio::sync::broadcast;
 pub use error::StoreError;
 pub use types::{
     AcceptedMessage, Account, Alias, ChangeEvent, DkimAlgorithm, DkimKey, DomainRecord, FlagOp,
-    Mailbox, MessageMeta, OutboundEnvelope, OutboundRecipient, QueueId, QueuedRecipient,
+    Mailbox, MailboxChanges, MessageMeta, NewMessage, OutboundEnvelope, OutboundRecipient, QueueId,
+    QueuedRecipient, Usage,
 };
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -69,6 +70,9 @@ pub trait Directory: Send + Sync {
     async fn list_accounts(&self, domain: Option<&Domain>) -> StoreResult<Vec<Account>>;
     /// Replaces the password hash. `NotFound` if absent.
     async fn set_password(&self, address: &Address, password_hash: &str) -> StoreResult<()>;
+    /// Sets the account's storage quota in octets (`None`: unlimited). `NotFound` for an
+    /// unknown address.
+    async fn set_quota(&self, address: &Address, quota_bytes: Option<u64>) -> StoreResult<()>;
 
     /// Adds (or replaces) an alias. `UnknownDomain` if the alias's domain is not served;
     /// `AlreadyExists` if the source address is an account.
@@ -187,6 +191,27 @@ pub trait MailStore: Send + Sync {
     /// when its last message is expunged: `NotFound`, as for [`MailStore::read_blob`].
     async fn read_blob_range(&self, blob: &BlobId, offset: u64, len: usize)
     -> StoreResult<Vec<u8>>;
+    /// Appends messages to one mailbox in ONE commit: all of them or none (RFC 3502 §6.3.11
+    /// MULTIAPPEND). Returns each one's UID and MODSEQ in the order given; UIDs ascend in
+    /// that order. `Refused` for an empty list.
+    async fn append_messages(
+        &self,
+        mailbox: MailboxId,
+        messages: Vec<NewMessage>,
+    ) -> StoreResult<Vec<(Uid, ModSeq)>>;
+    /// What an account stores now, every mailbox together; kept as a counter, so this
+    /// costs the same for ten messages as for a million.
+    async fn usage(&self, account: AccountId) -> StoreResult<Usage>;
+    /// Messages of `mailbox` added or changed after MODSEQ `since`, and UIDs expunged after
+    /// it: what a session that saw the mailbox at `since` must learn (RFC 7162 §3.2.5.2),
+    /// without reading the whole mailbox.
+    async fn changes_since(&self, mailbox: MailboxId, since: ModSeq)
+    -> StoreResult<MailboxChanges>;
+    /// A derived summary of a blob kept beside it (the IMAP MIME structure), if one was
+    /// saved. Opaque to the store; removed with the blob.
+    async fn blob_summary(&self, blob: &BlobId) -> StoreResult<Option<Vec<u8>>>;
+    /// Saves the summary of a blob; nothing happens if the blob is gone meanwhile.
+    async fn save_blob_summary(&self, blob: &BlobId, summary: Vec<u8>) -> StoreResult<()>;
     /// Changes flags of the given UIDs (missing UIDs are ignored). With `unchanged_since`,
     /// messages whose MODSEQ is higher are left alone (RFC 7162 §3.1.3). Returns the
     /// messages that changed, with their new MODSEQ.
@@ -205,6 +230,15 @@ pub trait MailStore: Send + Sync {
     async fn expunged_since(&self, mailbox: MailboxId, since: ModSeq) -> StoreResult<Vec<Uid>>;
     /// Copies messages into another mailbox (same blob). Returns (source UID, new UID) pairs.
     async fn copy_messages(
+        &self,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+    ) -> StoreResult<Vec<(Uid, Uid)>>;
+    /// Moves messages into another mailbox in ONE commit (RFC 6851 §3.3: atomic): new UIDs
+    /// there, an expunge (with its MODSEQ) here. Returns (source UID, new UID) pairs in
+    /// ascending source order; missing UIDs are ignored.
+    async fn move_messages(
         &self,
         from: MailboxId,
         uids: &[Uid],

@@ -81,6 +81,35 @@ pub struct MessageMeta {
     pub blob: BlobId,
 }
 
+/// What an account stores, every mailbox together (RFC 9208 STORAGE and MESSAGE).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Octets of all its messages (a message in two mailboxes counts twice, as the
+    /// client sees two messages).
+    pub bytes: u64,
+    pub messages: u64,
+}
+
+/// One message to append to a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub raw: std::sync::Arc<[u8]>,
+    /// Seconds since the Unix epoch.
+    pub internal_date: i64,
+    pub flags: Vec<String>,
+}
+
+/// What changed in a mailbox after a MODSEQ (RFC 7162 §3.1.1: every change raises it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxChanges {
+    /// Messages added or whose flags changed since, in UID order.
+    pub changed: Vec<MessageMeta>,
+    /// UIDs expunged since, ascending.
+    pub expunged: Vec<Uid>,
+    /// The mailbox's HIGHESTMODSEQ when these were read: the `since` of the next call.
+    pub highest_modseq: ModSeq,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlagOp {
     Add,

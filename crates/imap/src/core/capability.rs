@@ -67,7 +67,8 @@ pub(crate) fn capabilities(config: &CoreConfig, session: &SessionInfo) -> String
         caps.push("QRESYNC".into());
     }
     if ext.quota {
-        caps.extend(["QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE"].map(String::from));
+        // RFC 9208 §3.1: only STORAGE can be limited (per account, `user quota`).
+        caps.extend(["QUOTA", "QUOTA=RES-STORAGE"].map(String::from));
     }
     if ext.multiappend {
         caps.push("MULTIAPPEND".into());

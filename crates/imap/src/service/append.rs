@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use sealpost_store::NewMessage;
 use sealpost_types::MailboxName;
 
 use super::session::{Session, store_failure};
@@ -63,28 +64,31 @@ impl Session<'_> {
         if let Some(refusal) = self.over_quota(octets).await {
             return refusal;
         }
-        let mut uids = Vec::with_capacity(messages.len());
-        // MULTIAPPEND is not advertised (the core refuses a second message) until the
-        // store can commit several messages at once: RFC 3502 §6.3.11 wants it atomic.
-        for message in messages {
-            let flags: Vec<String> = message
-                .flags
-                .iter()
-                .filter(|f| **f != Flag::Recent)
-                .map(|f| f.as_str().to_string())
-                .collect();
-            let date = message.date.map_or_else(now, |d| d.unix());
-            let raw: Arc<[u8]> = Arc::from(normalize_line_endings(message.data));
-            match self
-                .service
-                .store
-                .deliver(raw, date, &[(mailbox.id, flags)])
-                .await
-            {
-                Ok(delivered) => uids.extend(delivered.into_iter().map(|(_, uid, _)| uid.0)),
-                Err(error) => return store_failure(&error),
-            }
-        }
+        let messages: Vec<NewMessage> = messages
+            .into_iter()
+            .map(|message| NewMessage {
+                // RFC 9051 §2.3.2: \Recent is never set by a client.
+                flags: message
+                    .flags
+                    .iter()
+                    .filter(|f| **f != Flag::Recent)
+                    .map(|f| f.as_str().to_string())
+                    .collect(),
+                internal_date: message.date.map_or_else(now, |d| d.unix()),
+                raw: Arc::from(normalize_line_endings(message.data)),
+            })
+            .collect();
+        // RFC 3502 §6.3.11: MULTIAPPEND is atomic; the store commits every message of
+        // the command at once or none.
+        let uids = match self
+            .service
+            .store
+            .append_messages(mailbox.id, messages)
+            .await
+        {
+            Ok(added) => added.into_iter().map(|(uid, _)| uid.0),
+            Err(error) => return store_failure(&error),
+        };
         // RFC 4315 §3: APPENDUID with the new UIDs.
         Completion::ok("APPEND completed").with_code(Code::AppendUid {
             uid_validity: mailbox.uid_validity,

@@ -58,12 +58,19 @@ impl Session<'_> {
                 return refusal;
             }
         }
-        let pairs = match self
-            .service
-            .store
-            .copy_messages(source, &uids, target.id)
-            .await
-        {
+        // RFC 6851 §3.3: MOVE is atomic: one store change moves them all.
+        let moved = if is_move {
+            self.service
+                .store
+                .move_messages(source, &uids, target.id)
+                .await
+        } else {
+            self.service
+                .store
+                .copy_messages(source, &uids, target.id)
+                .await
+        };
+        let pairs = match moved {
             Ok(pairs) => pairs,
             Err(error) => return store_failure(&error),
         };
@@ -88,10 +95,7 @@ impl Session<'_> {
             });
         }
         let moved: Vec<Uid> = pairs.iter().map(|p| p.0).collect();
-        match self.service.store.expunge(source, &moved).await {
-            Ok(removed) => self.remove_expunged(&removed),
-            Err(error) => return store_failure(&error),
-        }
+        self.remove_expunged(&moved);
         Completion::ok(done)
     }
 }

@@ -23,6 +23,23 @@ fn needs_raw(attr: &FetchAttr) -> bool {
             | FetchAttr::Rfc822Size
             | FetchAttr::Uid
             | FetchAttr::ModSeq
+            | FetchAttr::Envelope
+            | FetchAttr::Body
+            | FetchAttr::BodyStructure
+    )
+}
+
+/// The FETCH data that needs the MIME structure (kept by the store beside the blob, so
+/// ENVELOPE and BODYSTRUCTURE of a large mailbox never read the messages themselves).
+fn needs_structure(attr: &FetchAttr) -> bool {
+    !matches!(
+        attr,
+        FetchAttr::Flags
+            | FetchAttr::InternalDate
+            | FetchAttr::Rfc822Size
+            | FetchAttr::Uid
+            | FetchAttr::ModSeq
+            | FetchAttr::Rfc822
     )
 }
 
@@ -54,12 +71,13 @@ enum ItemError {
 fn build_items(
     meta: &MessageMeta,
     attrs: &[FetchAttr],
-    message: Option<(&[u8], &MessageStructure)>,
+    raw: Option<&[u8]>,
+    structure: Option<&MessageStructure>,
     dialect: Dialect,
 ) -> Result<Vec<FetchItem>, ItemError> {
     let mut items = Vec::with_capacity(attrs.len());
     for attr in attrs {
-        let item = match (attr, message) {
+        let item = match (attr, raw.zip(structure)) {
             (FetchAttr::Uid, _) => FetchItem::Uid(meta.uid.0),
             (FetchAttr::Flags, _) => FetchItem::Flags(flags_of(meta)),
             (FetchAttr::Rfc822Size, _) => FetchItem::Rfc822Size(meta.size),
@@ -68,17 +86,23 @@ fn build_items(
                 Some(date) => FetchItem::InternalDate(date),
                 None => continue,
             },
+            (FetchAttr::Envelope, _) => match structure {
+                Some(s) => FetchItem::Envelope(s.envelope(dialect).into_bytes()),
+                None => continue,
+            },
+            (FetchAttr::Body, _) => match structure {
+                Some(s) => FetchItem::Body(s.bodystructure(false, dialect).into_bytes()),
+                None => continue,
+            },
+            (FetchAttr::BodyStructure, _) => match structure {
+                Some(s) => FetchItem::BodyStructure(s.bodystructure(true, dialect).into_bytes()),
+                None => continue,
+            },
+            (FetchAttr::Rfc822, _) => match raw {
+                Some(raw) => FetchItem::Rfc822(Some(raw.to_vec())),
+                None => continue,
+            },
             (_, None) => continue,
-            (FetchAttr::Envelope, Some((_, s))) => {
-                FetchItem::Envelope(s.envelope(dialect).into_bytes())
-            }
-            (FetchAttr::Body, Some((_, s))) => {
-                FetchItem::Body(s.bodystructure(false, dialect).into_bytes())
-            }
-            (FetchAttr::BodyStructure, Some((_, s))) => {
-                FetchItem::BodyStructure(s.bodystructure(true, dialect).into_bytes())
-            }
-            (FetchAttr::Rfc822, Some((raw, _))) => FetchItem::Rfc822(Some(raw.to_vec())),
             (FetchAttr::Rfc822Header, Some((raw, s))) => {
                 FetchItem::Rfc822Header(Some(s.message.header.slice(raw).to_vec()))
             }
@@ -210,6 +234,7 @@ impl Session<'_> {
             with_flags
         };
         let wants_raw = attrs.iter().any(needs_raw);
+        let wants_structure = attrs.iter().any(needs_structure);
         let dialect = self.dialect();
         let mut missing = false;
         for (seq, meta) in &targets {
@@ -226,23 +251,31 @@ impl Session<'_> {
             } else {
                 None
             };
-            let structure = raw.as_ref().map(|raw| self.structure(meta.blob, raw));
-            let message = match (&raw, &structure) {
-                (Some(raw), Some(structure)) => Some((raw.as_slice(), structure.as_ref())),
-                _ => None,
+            let structure = if wants_structure {
+                match self.structure(meta.blob, raw.as_deref()).await {
+                    Ok(structure) => Some(structure),
+                    Err(StoreError::NotFound(_)) => {
+                        missing = true;
+                        continue;
+                    }
+                    Err(error) => return store_failure(&error),
+                }
+            } else {
+                None
             };
             let asked = if seen_now.contains(&meta.uid) {
                 &with_flags
             } else {
                 &attrs
             };
-            let items = match build_items(meta, asked, message, dialect) {
-                Ok(items) => items,
-                Err(ItemError::UnknownCte) => {
-                    return Completion::no("Unknown Content-Transfer-Encoding")
-                        .with_code(Code::UnknownCte);
-                }
-            };
+            let items =
+                match build_items(meta, asked, raw.as_deref(), structure.as_deref(), dialect) {
+                    Ok(items) => items,
+                    Err(ItemError::UnknownCte) => {
+                        return Completion::no("Unknown Content-Transfer-Encoding")
+                            .with_code(Code::UnknownCte);
+                    }
+                };
             self.core.send(&Response::Fetch { seq: *seq, items });
             if self.flush_if_large().await.is_err() {
                 return Completion::no("Connection failed");

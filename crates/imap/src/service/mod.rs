@@ -57,12 +57,7 @@ impl ImapService {
             offer_starttls: conn.service() == ServiceKind::Imap && !tls,
             // RFC 8314 §3 / RFC 9051 §6.2.3: no cleartext passwords (LOGINDISABLED).
             login_requires_tls: true,
-            extensions: Extensions {
-                // TODO(issue 4): MULTIAPPEND must be atomic (RFC 3502 §6.3.11), which needs
-                // a store call that delivers several messages in one commit.
-                multiappend: false,
-                ..Extensions::default()
-            },
+            extensions: Extensions::default(),
             ..CoreConfig::default()
         }
     }

@@ -2,8 +2,8 @@
 //! account's `quota_bytes`, and the OVERQUOTA refusal of APPEND and COPY (RFC 9208 §4.2.1,
 //! RFC 5530 §3).
 //!
-//! Usage is summed over the account's messages each time it is needed (and only when the
-//! account has a quota): the store keeps no usage counter yet.
+//! Usage comes from the store's per-account counter, so checking it costs the same for any
+//! mailbox size.
 
 use sealpost_store::StoreResult;
 use sealpost_types::MailboxName;
@@ -29,13 +29,7 @@ impl Session<'_> {
         let Some(id) = self.account.as_ref().map(|a| a.id) else {
             return Ok(0);
         };
-        let store = &self.service.store;
-        let mut used = 0u64;
-        for mailbox in store.mailboxes(id).await? {
-            let messages = store.messages(mailbox.id).await?;
-            used = used.saturating_add(messages.iter().map(|m| m.size).sum::<u64>());
-        }
-        Ok(used)
+        Ok(self.service.store.usage(id).await?.bytes)
     }
 
     /// `Some(refusal)` when adding `octets` would exceed the account's quota

@@ -182,10 +182,11 @@ impl Session<'_> {
             let seq = u32::try_from(index).unwrap_or(u32::MAX).saturating_add(1);
             let loaded: Option<(Vec<u8>, Arc<MessageStructure>)> = if raw_needed {
                 match self.service.store.read_blob(&meta.blob).await {
-                    Ok(raw) => {
-                        let structure = self.structure(meta.blob, &raw);
-                        Some((raw, structure))
-                    }
+                    Ok(raw) => match self.structure(meta.blob, Some(&raw)).await {
+                        Ok(structure) => Some((raw, structure)),
+                        Err(StoreError::NotFound(_)) => None,
+                        Err(error) => return store_failure(&error),
+                    },
                     // Expunged elsewhere since our snapshot: it matches nothing textual.
                     Err(StoreError::NotFound(_)) => None,
                     Err(error) => return store_failure(&error),

@@ -63,10 +63,14 @@ impl Session<'_> {
             Ok(messages) => messages,
             Err(error) => return store_failure(&error).with_transition(Transition::Unselected),
         };
+        // Read before the messages: a change landing between the two reads is merged
+        // again later, which is harmless; the other order could miss it.
+        let synced = mailbox.highest_modseq;
         let mut selected = Selected {
             mailbox,
             read_only,
             messages,
+            synced,
         };
         if let Some(highest) = selected.messages.iter().map(|m| m.modseq).max() {
             selected.mailbox.highest_modseq = selected.mailbox.highest_modseq.max(highest);

@@ -6,8 +6,8 @@
 //! completes its own data, and at once during IDLE. Between those moments other
 //! sessions' changes wait in the store; this session keeps showing its snapshot.
 
-use sealpost_store::{ChangeEvent, Mailbox, MessageMeta};
-use sealpost_types::{MailboxId, Uid};
+use sealpost_store::{ChangeEvent, Mailbox, MailboxChanges, MessageMeta};
+use sealpost_types::{MailboxId, ModSeq, Uid};
 use tokio::sync::broadcast::error::TryRecvError;
 
 use super::session::Session;
@@ -18,6 +18,10 @@ pub(super) struct Selected {
     pub(super) read_only: bool,
     /// Messages in message-number order (= UID order): index `n - 1` is message `n`.
     pub(super) messages: Vec<MessageMeta>,
+    /// The store's changes up to this MODSEQ are merged into `messages` (and announced).
+    /// Only merging advances it, never this session's own changes: another session's
+    /// change with a lower MODSEQ may still wait to be announced.
+    pub(super) synced: ModSeq,
 }
 
 impl Selected {
@@ -93,52 +97,64 @@ impl Selected {
         Some(set.iter_existing(exists).collect())
     }
 
-    /// Replaces the snapshot with `fresh` (the mailbox now, in UID order) and returns
-    /// the untagged responses that tell the client: EXPUNGE for each vanished message
-    /// (highest number first, so each number is valid when it is sent: RFC 9051 §7.5.1)
-    /// or one VANISHED under QRESYNC (RFC 7162 §3.2.10), FETCH FLAGS for changed flags,
-    /// then EXISTS when messages arrived (RFC 9051 §7.4.1).
-    pub(super) fn refresh(&mut self, fresh: Vec<MessageMeta>, mode: UpdateMode) -> Vec<Response> {
+    /// Merges what changed in the store since [`Selected::synced`] and returns the untagged
+    /// responses that tell the client: EXPUNGE for each vanished message (highest number
+    /// first, so each number is valid when it is sent: RFC 9051 §7.5.1) or one VANISHED
+    /// under QRESYNC (RFC 7162 §3.2.10), FETCH FLAGS for changed flags, then EXISTS when
+    /// messages arrived (RFC 9051 §7.4.1). This session's own changes come back too and
+    /// say nothing: the snapshot holds them already.
+    pub(super) fn merge(&mut self, changes: MailboxChanges, mode: UpdateMode) -> Vec<Response> {
         let mut out = Vec::new();
-        let old = std::mem::take(&mut self.messages);
         let mut vanished = Vec::new();
-        for (index, meta) in old.iter().enumerate().rev() {
-            if fresh.binary_search_by_key(&meta.uid, |m| m.uid).is_err() {
-                vanished.push(meta.uid.0);
-                if !mode.qresync {
-                    let seq = u32::try_from(index).unwrap_or(u32::MAX).saturating_add(1);
-                    out.push(Response::Expunge(seq));
-                }
+        let mut gone: Vec<usize> = changes
+            .expunged
+            .iter()
+            .filter_map(|&uid| self.messages.binary_search_by_key(&uid, |m| m.uid).ok())
+            .collect();
+        gone.sort_unstable_by(|a, b| b.cmp(a));
+        for index in gone {
+            let meta = self.messages.remove(index);
+            vanished.push(meta.uid.0);
+            if !mode.qresync {
+                let seq = u32::try_from(index).unwrap_or(u32::MAX).saturating_add(1);
+                out.push(Response::Expunge(seq));
             }
         }
         if mode.qresync && !vanished.is_empty() {
+            vanished.sort_unstable();
             out.push(Response::Vanished {
                 earlier: false,
                 uids: SequenceSet::from_numbers(vanished),
             });
         }
         let mut grew = false;
-        let mut kept: u32 = 0;
-        let mut messages = Vec::with_capacity(fresh.len());
-        for meta in fresh {
-            match old.binary_search_by_key(&meta.uid, |m| m.uid) {
+        for meta in changes.changed {
+            match self.messages.binary_search_by_key(&meta.uid, |m| m.uid) {
                 Ok(index) => {
-                    kept = kept.saturating_add(1);
-                    if old.get(index).is_some_and(|p| p.flags != meta.flags) {
-                        out.push(flags_update(kept, &meta, mode));
+                    let Some(slot) = self.messages.get_mut(index) else {
+                        continue;
+                    };
+                    let flags_changed = slot.flags != meta.flags;
+                    *slot = meta;
+                    if flags_changed {
+                        let seq = u32::try_from(index).unwrap_or(u32::MAX).saturating_add(1);
+                        out.push(flags_update(seq, slot, mode));
                     }
                 }
-                Err(_) => grew = true,
+                // RFC 9051 §2.3.1.1: new messages have higher UIDs than any before; a
+                // lower unknown UID was expunged by this session meanwhile.
+                Err(index) if index == self.messages.len() => {
+                    self.messages.push(meta);
+                    grew = true;
+                }
+                Err(_) => {}
             }
-            messages.push(meta);
         }
-        self.messages = messages;
         if grew {
             out.push(Response::Exists(self.exists()));
         }
-        if let Some(highest) = self.messages.iter().map(|m| m.modseq).max() {
-            self.mailbox.highest_modseq = self.mailbox.highest_modseq.max(highest);
-        }
+        self.synced = self.synced.max(changes.highest_modseq);
+        self.mailbox.highest_modseq = self.mailbox.highest_modseq.max(changes.highest_modseq);
         out
     }
 }
@@ -218,8 +234,11 @@ impl Session<'_> {
             return;
         }
 
-        let fresh = match self.service.store.messages(mailbox).await {
-            Ok(fresh) => fresh,
+        let Some(since) = self.selected.as_ref().map(|s| s.synced) else {
+            return;
+        };
+        let changes = match self.service.store.changes_since(mailbox, since).await {
+            Ok(changes) => changes,
             Err(error) => {
                 tracing::warn!(%error, "cannot refresh the selected mailbox");
                 return;
@@ -229,7 +248,7 @@ impl Session<'_> {
         let Some(selected) = self.selected.as_mut() else {
             return;
         };
-        let responses = selected.refresh(fresh, mode);
+        let responses = selected.merge(changes, mode);
         for response in &responses {
             self.core.send(response);
         }
@@ -267,6 +286,15 @@ mod tests {
             },
             read_only: false,
             messages: uids.iter().map(|&u| meta(u, 1, &[])).collect(),
+            synced: ModSeq(1),
+        }
+    }
+
+    fn changes(changed: Vec<MessageMeta>, expunged: &[u32], highest: u64) -> MailboxChanges {
+        MailboxChanges {
+            changed,
+            expunged: expunged.iter().map(|&u| Uid(u)).collect(),
+            highest_modseq: ModSeq(highest),
         }
     }
 
@@ -279,8 +307,8 @@ mod tests {
     #[test]
     fn expunges_go_highest_first_then_flags_then_exists() {
         let mut s = selected(&[1, 2, 3, 4]);
-        let fresh = vec![meta(2, 1, &[]), meta(4, 5, &["\\Seen"]), meta(9, 6, &[])];
-        let out = s.refresh(fresh, PLAIN);
+        let delta = changes(vec![meta(4, 5, &["\\Seen"]), meta(9, 6, &[])], &[1, 3], 7);
+        let out = s.merge(delta, PLAIN);
         assert_eq!(
             out,
             vec![
@@ -296,7 +324,8 @@ mod tests {
             ]
         );
         assert_eq!(s.seq_of(Uid(9)), Some(3));
-        assert_eq!(s.mailbox.highest_modseq, ModSeq(6));
+        assert_eq!(s.mailbox.highest_modseq, ModSeq(7));
+        assert_eq!(s.synced, ModSeq(7));
     }
 
     #[test]
@@ -307,7 +336,7 @@ mod tests {
             qresync: true,
             rev2: true,
         };
-        let out = s.refresh(vec![meta(2, 4, &["\\Flagged"])], mode);
+        let out = s.merge(changes(vec![meta(2, 4, &["\\Flagged"])], &[3, 1], 6), mode);
         assert_eq!(
             out,
             vec![
@@ -330,10 +359,14 @@ mod tests {
     #[test]
     fn nothing_changed_says_nothing() {
         let mut s = selected(&[1, 2]);
-        assert!(
-            s.refresh(vec![meta(1, 1, &[]), meta(2, 1, &[])], PLAIN)
-                .is_empty()
-        );
+        assert!(s.merge(changes(Vec::new(), &[], 1), PLAIN).is_empty());
+        // This session's own STORE and EXPUNGE come back from the store: no news.
+        s.messages[0].flags = vec!["\\Seen".to_string()];
+        s.messages[0].modseq = ModSeq(2);
+        s.messages.remove(1);
+        let own = changes(vec![meta(1, 2, &["\\Seen"])], &[2], 3);
+        assert!(s.merge(own, PLAIN).is_empty());
+        assert_eq!(s.synced, ModSeq(3));
     }
 
     #[test]

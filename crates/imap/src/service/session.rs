@@ -23,8 +23,9 @@ use crate::mime::{Dialect, MessageStructure};
 const READ_CHUNK: usize = 16 * 1024;
 /// Output is written to the socket once this much waits while a long answer is built.
 pub(super) const WRITE_THRESHOLD: usize = 64 * 1024;
-/// Parsed MIME structures kept per session (by blob), until a store-side cache exists.
-const MAX_CACHED_STRUCTURES: usize = 4096;
+/// Parsed MIME structures a session keeps in memory (by blob) besides the store's copy, so
+/// a client fetching one message's parts one by one decodes the structure once.
+const MAX_CACHED_STRUCTURES: usize = 64;
 
 pub(super) struct Session<'a> {
     pub(super) service: &'a ImapService,
@@ -353,17 +354,47 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// The parsed structure of a message, parsed on first need and kept for the session.
-    pub(super) fn structure(&mut self, blob: BlobId, raw: &[u8]) -> Arc<MessageStructure> {
+    /// The MIME structure of a message: from this session's memory, else from the store's
+    /// copy beside the blob, else parsed from `raw` (read here when not given) and saved
+    /// for every later session.
+    pub(super) async fn structure(
+        &mut self,
+        blob: BlobId,
+        raw: Option<&[u8]>,
+    ) -> Result<Arc<MessageStructure>, StoreError> {
         if let Some(found) = self.structures.get(&blob) {
-            return Arc::clone(found);
+            return Ok(Arc::clone(found));
         }
+        let store = &self.service.store;
+        let cached = store
+            .blob_summary(&blob)
+            .await?
+            .and_then(|bytes| MessageStructure::from_bytes(&bytes).ok());
+        let structure = match cached {
+            Some(structure) => structure,
+            None => {
+                let parsed = match raw {
+                    Some(raw) => MessageStructure::parse(raw),
+                    None => MessageStructure::parse(&store.read_blob(&blob).await?),
+                };
+                // Saved in the background: the answer does not wait for the commit, and
+                // the writer's group commit takes many of these at once.
+                let store = Arc::clone(store);
+                let summary = parsed.to_bytes();
+                tokio::spawn(async move {
+                    if let Err(error) = store.save_blob_summary(&blob, summary).await {
+                        tracing::warn!(%error, "cannot keep a message structure");
+                    }
+                });
+                parsed
+            }
+        };
         if self.structures.len() >= MAX_CACHED_STRUCTURES {
             self.structures.clear();
         }
-        let parsed = Arc::new(MessageStructure::parse(raw));
-        self.structures.insert(blob, Arc::clone(&parsed));
-        parsed
+        let structure = Arc::new(structure);
+        self.structures.insert(blob, Arc::clone(&structure));
+        Ok(structure)
     }
 }
 

@@ -197,6 +197,25 @@ fn set_password(conn: &Connection, address: &Address, password_hash: &str) -> St
     Ok(())
 }
 
+fn set_quota(conn: &Connection, address: &Address, quota_bytes: Option<u64>) -> StoreResult<()> {
+    let quota = match quota_bytes {
+        Some(bytes) => Some(i64::try_from(bytes).map_err(|_| {
+            StoreError::Refused(format!(
+                "a quota of {bytes} octets is more than can be stored"
+            ))
+        })?),
+        None => None,
+    };
+    let changed = conn.execute(
+        "UPDATE accounts SET quota_bytes = ?1 WHERE address = ?2",
+        params![quota, address.to_string()],
+    )?;
+    if changed == 0 {
+        return Err(StoreError::NotFound(format!("the account {address}")));
+    }
+    Ok(())
+}
+
 fn list_accounts(conn: &Connection, domain: Option<&Domain>) -> StoreResult<Vec<Account>> {
     let mut accounts = match domain {
         Some(domain) => rows::collect(
@@ -442,6 +461,13 @@ impl Directory for SqliteStore {
         let hash = password_hash.to_string();
         self.writer
             .write(move |txn| set_password(txn, &address, &hash))
+            .await
+    }
+
+    async fn set_quota(&self, address: &Address, quota_bytes: Option<u64>) -> StoreResult<()> {
+        let address = address.clone();
+        self.writer
+            .write(move |txn| set_quota(txn, &address, quota_bytes))
             .await
     }
 

@@ -11,8 +11,8 @@ use tokio::sync::broadcast;
 use super::mailboxes::{self, Renamed};
 use super::{SqliteStore, messages, queue};
 use crate::{
-    AcceptedMessage, ChangeEvent, FlagOp, MailStore, Mailbox, MessageMeta, OutboundEnvelope,
-    QueuedRecipient, StoreError, StoreResult,
+    AcceptedMessage, ChangeEvent, FlagOp, MailStore, Mailbox, MailboxChanges, MessageMeta,
+    NewMessage, OutboundEnvelope, QueuedRecipient, StoreError, StoreResult, Usage,
 };
 
 /// Messages up to this size are hashed on the calling task; larger ones on a blocking
@@ -140,6 +140,74 @@ impl MailStore for SqliteStore {
                 .map(|(account, mailbox)| (account, ChangeEvent::MessagesAdded { mailbox })),
         );
         Ok(accepted)
+    }
+
+    async fn append_messages(
+        &self,
+        mailbox: MailboxId,
+        messages: Vec<NewMessage>,
+    ) -> StoreResult<Vec<(Uid, ModSeq)>> {
+        let mut named = Vec::with_capacity(messages.len());
+        for message in messages {
+            named.push((blob_id(&message.raw).await?, message));
+        }
+        let (added, account) = self
+            .writer
+            .write(move |txn| messages::append(txn, mailbox, &named))
+            .await?;
+        self.events
+            .publish(account, ChangeEvent::MessagesAdded { mailbox });
+        Ok(added)
+    }
+
+    async fn usage(&self, account: AccountId) -> StoreResult<Usage> {
+        self.readers
+            .read(move |txn| messages::usage(txn, account))
+            .await
+    }
+
+    async fn changes_since(
+        &self,
+        mailbox: MailboxId,
+        since: ModSeq,
+    ) -> StoreResult<MailboxChanges> {
+        self.readers
+            .read(move |txn| messages::changes_since(txn, mailbox, since))
+            .await
+    }
+
+    async fn blob_summary(&self, blob: &BlobId) -> StoreResult<Option<Vec<u8>>> {
+        let blob = *blob;
+        self.readers
+            .read(move |txn| messages::blob_summary(txn, &blob))
+            .await
+    }
+
+    async fn save_blob_summary(&self, blob: &BlobId, summary: Vec<u8>) -> StoreResult<()> {
+        let blob = *blob;
+        self.writer
+            .write(move |txn| messages::save_blob_summary(txn, &blob, &summary))
+            .await
+    }
+
+    async fn move_messages(
+        &self,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+    ) -> StoreResult<Vec<(Uid, Uid)>> {
+        let uids = uids.to_vec();
+        let (pairs, account) = self
+            .writer
+            .write(move |txn| messages::move_some(txn, from, &uids, to))
+            .await?;
+        if !pairs.is_empty() {
+            self.events.publish_all([
+                (account, ChangeEvent::MessagesExpunged { mailbox: from }),
+                (account, ChangeEvent::MessagesAdded { mailbox: to }),
+            ]);
+        }
+        Ok(pairs)
     }
 
     async fn queued(&self) -> StoreResult<Vec<QueuedRecipient>> {

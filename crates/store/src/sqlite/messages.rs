@@ -6,7 +6,8 @@ use sealpost_types::{AccountId, BlobId, MailboxId, ModSeq, Uid};
 
 use super::{mailboxes, queue, rows};
 use crate::{
-    AcceptedMessage, FlagOp, Mailbox, MessageMeta, OutboundEnvelope, StoreError, StoreResult,
+    AcceptedMessage, FlagOp, Mailbox, MailboxChanges, MessageMeta, OutboundEnvelope, StoreError,
+    StoreResult, Usage,
 };
 
 /// A mailbox's UIDNEXT and HIGHESTMODSEQ, advanced in memory and written back once.
@@ -154,6 +155,102 @@ pub(crate) fn accept(
     Ok((AcceptedMessage { delivered, queued }, touched))
 }
 
+/// Appends messages (each with its blob id) to one mailbox; the caller runs it as one
+/// write job, so they commit together or not at all (RFC 3502 §6.3.11).
+pub(crate) fn append(
+    conn: &Connection,
+    mailbox: MailboxId,
+    messages: &[(BlobId, crate::NewMessage)],
+) -> StoreResult<(Vec<(Uid, ModSeq)>, AccountId)> {
+    if messages.is_empty() {
+        return Err(StoreError::Refused("nothing to append".into()));
+    }
+    let mut counters = Counters::load(conn, mailbox)?;
+    let mut added = Vec::with_capacity(messages.len());
+    for (blob, message) in messages {
+        conn.prepare_cached("INSERT OR IGNORE INTO blobs (hash, data) VALUES (?1, ?2)")?
+            .execute(params![&blob.0[..], &message.raw[..]])?;
+        let meta = MessageMeta {
+            mailbox,
+            uid: counters.next_uid()?,
+            modseq: counters.next_modseq(),
+            flags: rows::normalize_flags(message.flags.iter().map(String::as_str))?,
+            internal_date: message.internal_date,
+            size: message.raw.len() as u64,
+            blob: *blob,
+        };
+        insert_message(conn, &meta)?;
+        added.push((meta.uid, meta.modseq));
+    }
+    counters.save(conn)?;
+    Ok((added, counters.account))
+}
+
+/// The counters kept by the `*_usage_*` triggers (schema version 3).
+pub(crate) fn usage(conn: &Connection, account: AccountId) -> StoreResult<Usage> {
+    let found = rows::first(
+        conn,
+        "SELECT used_bytes, used_messages FROM accounts WHERE id = ?1",
+        [account.0],
+        |row| Ok((rows::get::<i64>(row, 0)?, rows::get::<i64>(row, 1)?)),
+    )?;
+    let (bytes, messages) =
+        found.ok_or_else(|| StoreError::NotFound(format!("the account with id {}", account.0)))?;
+    Ok(Usage {
+        bytes: u64::try_from(bytes).map_err(|_| rows::corrupt("used_bytes", bytes))?,
+        messages: u64::try_from(messages).map_err(|_| rows::corrupt("used_messages", messages))?,
+    })
+}
+
+/// Messages with a MODSEQ above `since` and the UIDs expunged above it; both come from an
+/// index on (mailbox, modseq), so a session catching up reads only what changed.
+pub(crate) fn changes_since(
+    conn: &Connection,
+    mailbox: MailboxId,
+    since: ModSeq,
+) -> StoreResult<MailboxChanges> {
+    let highest_modseq = mailboxes::existing(conn, mailbox)?.highest_modseq;
+    let mut changed = rows::collect(
+        conn,
+        &format!(
+            "SELECT {} FROM messages WHERE mailbox_id = ?1 AND modseq > ?2",
+            rows::MESSAGE_COLUMNS
+        ),
+        params![mailbox.0, rows::modseq_param(since)],
+        rows::message,
+    )?;
+    changed.sort_unstable_by_key(|m| m.uid);
+    let expunged = expunged_since(conn, mailbox, since)?;
+    Ok(MailboxChanges {
+        changed,
+        expunged,
+        highest_modseq,
+    })
+}
+
+pub(crate) fn blob_summary(conn: &Connection, blob: &BlobId) -> StoreResult<Option<Vec<u8>>> {
+    rows::first(
+        conn,
+        "SELECT data FROM blob_structures WHERE hash = ?1",
+        [&blob.0[..]],
+        |row| rows::get(row, 0),
+    )
+}
+
+pub(crate) fn save_blob_summary(
+    conn: &Connection,
+    blob: &BlobId,
+    summary: &[u8],
+) -> StoreResult<()> {
+    // Only for a blob that still exists: the summary goes with it (ON DELETE CASCADE).
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO blob_structures (hash, data) \
+         SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM blobs WHERE hash = ?1)",
+    )?
+    .execute(params![&blob.0[..], summary])?;
+    Ok(())
+}
+
 pub(crate) fn list(conn: &Connection, mailbox: MailboxId) -> StoreResult<Vec<MessageMeta>> {
     mailboxes::existing(conn, mailbox)?;
     rows::collect(
@@ -268,17 +365,7 @@ fn expunge_one(conn: &Connection, counters: &mut Counters, uid: Uid) -> StoreRes
     if removed == 0 {
         return Ok(false);
     }
-    // RFC 7162 §3.2: an expunge increments the mailbox's MODSEQ and associates it with the
-    // expunged UID, kept to answer VANISHED (EARLIER) after a client's last known MODSEQ.
-    let modseq = counters.next_modseq();
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
-    )?
-    .execute(params![
-        counters.mailbox.0,
-        uid.0,
-        rows::modseq_param(modseq)
-    ])?;
+    log_expunge(conn, counters, uid)?;
     Ok(true)
 }
 
@@ -344,40 +431,97 @@ pub(crate) fn copy(
     Ok((pairs, counters.account))
 }
 
+/// Moves messages into `to` (new UIDs and MODSEQs there) and logs each as expunged from
+/// `from` (RFC 6851 §3.3, RFC 7162 §3.2), in ascending source-UID order. An UPDATE, not a
+/// copy and a delete: the blob keeps its reference throughout. Returns the pairs and the
+/// account of `to` (both mailboxes belong to one account in practice).
+pub(crate) fn move_some(
+    conn: &Connection,
+    from: MailboxId,
+    uids: &[Uid],
+    to: MailboxId,
+) -> StoreResult<(Vec<(Uid, Uid)>, AccountId)> {
+    let mut source = Counters::load(conn, from)?;
+    if from == to {
+        // RFC 6851 §3.3 does not forbid it: each message gets a new UID at the end, the
+        // old one is expunged. One set of counters serves both roles.
+        let mut pairs = Vec::new();
+        for uid in sorted(uids) {
+            if message(conn, from, uid)?.is_none() {
+                continue;
+            }
+            let new_uid = source.next_uid()?;
+            let new_modseq = source.next_modseq();
+            move_row(conn, from, uid, to, new_uid, new_modseq)?;
+            log_expunge(conn, &mut source, uid)?;
+            pairs.push((uid, new_uid));
+        }
+        source.save(conn)?;
+        return Ok((pairs, source.account));
+    }
+    let mut target = Counters::load(conn, to)?;
+    let mut pairs = Vec::new();
+    for uid in sorted(uids) {
+        if message(conn, from, uid)?.is_none() {
+            continue;
+        }
+        let new_uid = target.next_uid()?;
+        let new_modseq = target.next_modseq();
+        move_row(conn, from, uid, to, new_uid, new_modseq)?;
+        log_expunge(conn, &mut source, uid)?;
+        pairs.push((uid, new_uid));
+    }
+    source.save(conn)?;
+    target.save(conn)?;
+    Ok((pairs, target.account))
+}
+
+fn move_row(
+    conn: &Connection,
+    from: MailboxId,
+    uid: Uid,
+    to: MailboxId,
+    new_uid: Uid,
+    new_modseq: ModSeq,
+) -> StoreResult<()> {
+    conn.prepare_cached(
+        "UPDATE messages SET mailbox_id = ?1, uid = ?2, modseq = ?3 \
+         WHERE mailbox_id = ?4 AND uid = ?5",
+    )?
+    .execute(params![
+        to.0,
+        new_uid.0,
+        rows::modseq_param(new_modseq),
+        from.0,
+        uid.0
+    ])?;
+    Ok(())
+}
+
+/// RFC 7162 §3.2: an expunge gets a new MODSEQ of its mailbox, kept with the UID to answer
+/// VANISHED (EARLIER).
+fn log_expunge(conn: &Connection, counters: &mut Counters, uid: Uid) -> StoreResult<()> {
+    let modseq = counters.next_modseq();
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![
+        counters.mailbox.0,
+        uid.0,
+        rows::modseq_param(modseq)
+    ])?;
+    Ok(())
+}
+
 /// Moves every message of `from` into `to` with new UIDs there; for `from` each move is an
 /// expunge (logged with a MODSEQ). Used by the rename of INBOX.
 pub(crate) fn move_all(conn: &Connection, from: &Mailbox, to: &Mailbox) -> StoreResult<()> {
-    let mut source = Counters::load(conn, from.id)?;
-    let mut target = Counters::load(conn, to.id)?;
     let uids = rows::collect(
         conn,
         "SELECT uid FROM messages WHERE mailbox_id = ?1 ORDER BY uid",
         [from.id.0],
         |row| rows::uid(rows::get(row, 0)?),
     )?;
-    for uid in uids {
-        let new_uid = target.next_uid()?;
-        let new_modseq = target.next_modseq();
-        // An UPDATE, not delete + insert: the blob keeps its reference throughout.
-        conn.prepare_cached(
-            "UPDATE messages SET mailbox_id = ?1, uid = ?2, modseq = ?3 \
-             WHERE mailbox_id = ?4 AND uid = ?5",
-        )?
-        .execute(params![
-            to.id.0,
-            new_uid.0,
-            rows::modseq_param(new_modseq),
-            from.id.0,
-            uid.0
-        ])?;
-        let modseq = source.next_modseq();
-        // RFC 7162 §3.2: for sessions on INBOX the message is expunged (new MODSEQ, logged).
-        conn.prepare_cached(
-            "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
-        )?
-        .execute(params![from.id.0, uid.0, rows::modseq_param(modseq)])?;
-    }
-    source.save(conn)?;
-    target.save(conn)?;
+    move_some(conn, from.id, &uids, to.id)?;
     Ok(())
 }

@@ -169,8 +169,60 @@ BEGIN
 END;
 "#;
 
+/// Version 3: what IMAP needs to answer without re-reading every message: the storage in
+/// use per account (RFC 9208 STORAGE and MESSAGE), kept by triggers, and a cache of each
+/// blob's parsed structure (ENVELOPE, BODYSTRUCTURE, section offsets).
+const V3: &str = r#"
+ALTER TABLE accounts ADD COLUMN used_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE accounts ADD COLUMN used_messages INTEGER NOT NULL DEFAULT 0;
+UPDATE accounts SET
+    used_bytes = (SELECT COALESCE(SUM(m.size), 0) FROM messages m
+                  JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.account_id = accounts.id),
+    used_messages = (SELECT COUNT(*) FROM messages m
+                     JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.account_id = accounts.id);
+
+CREATE TRIGGER messages_usage_insert AFTER INSERT ON messages
+BEGIN
+    UPDATE accounts SET used_bytes = used_bytes + NEW.size, used_messages = used_messages + 1
+    WHERE id = (SELECT account_id FROM mailboxes WHERE id = NEW.mailbox_id);
+END;
+-- A message removed by the cascade of its mailbox finds no mailbox here (the mailbox row
+-- is gone first); mailboxes_usage_delete has already counted it.
+CREATE TRIGGER messages_usage_delete AFTER DELETE ON messages
+BEGIN
+    UPDATE accounts SET used_bytes = used_bytes - OLD.size, used_messages = used_messages - 1
+    WHERE id = (SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id);
+END;
+-- A message moved between two mailboxes of one account keeps its account: no change;
+-- between accounts it moves its usage.
+CREATE TRIGGER messages_usage_move AFTER UPDATE OF mailbox_id ON messages
+WHEN (SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id)
+  IS NOT (SELECT account_id FROM mailboxes WHERE id = NEW.mailbox_id)
+BEGIN
+    UPDATE accounts SET used_bytes = used_bytes - OLD.size, used_messages = used_messages - 1
+    WHERE id = (SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id);
+    UPDATE accounts SET used_bytes = used_bytes + NEW.size, used_messages = used_messages + 1
+    WHERE id = (SELECT account_id FROM mailboxes WHERE id = NEW.mailbox_id);
+END;
+CREATE TRIGGER mailboxes_usage_delete BEFORE DELETE ON mailboxes
+BEGIN
+    UPDATE accounts SET
+        used_bytes = used_bytes
+            - (SELECT COALESCE(SUM(size), 0) FROM messages WHERE mailbox_id = OLD.id),
+        used_messages = used_messages
+            - (SELECT COUNT(*) FROM messages WHERE mailbox_id = OLD.id)
+    WHERE id = OLD.account_id;
+END;
+
+-- Derived data, recomputable from the blob at any time: kept only while the blob is.
+CREATE TABLE blob_structures (
+    hash BLOB NOT NULL PRIMARY KEY REFERENCES blobs(hash) ON DELETE CASCADE,
+    data BLOB NOT NULL
+) WITHOUT ROWID;
+"#;
+
 /// Every migration in order; the schema version of a database is the number applied.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this binary writes.
 pub(crate) fn current_version() -> i64 {

@@ -602,7 +602,7 @@ fn version_one_database(path: &std::path::Path) {
 }
 
 #[tokio::test]
-async fn version_one_database_is_migrated_to_the_queue_schema() {
+async fn version_one_database_is_migrated_to_the_current_schema() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data").join(super::DATABASE_FILE);
     version_one_database(&path);
@@ -635,7 +635,7 @@ async fn version_one_database_is_migrated_to_the_queue_schema() {
         .await
         .unwrap();
     assert_eq!(version, schema::current_version());
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     assert_eq!(tables, 2);
     assert_eq!(indexes, 2);
     assert!(trigger.contains("queue_messages"), "{trigger}");
@@ -658,6 +658,14 @@ async fn version_one_database_is_migrated_to_the_queue_schema() {
         &store.read_blob(&old[0].blob).await.unwrap()[..],
         &raw("from version one")[..]
     );
+    // Version 3 counts what was there before it.
+    assert_eq!(
+        store.usage(alice.id).await.unwrap(),
+        crate::Usage {
+            bytes: old[0].size,
+            messages: 1
+        }
+    );
 
     // The same bytes queued after the migration keep the old blob past its last message.
     let accepted = store
@@ -670,6 +678,10 @@ async fn version_one_database_is_migrated_to_the_queue_schema() {
         .await
         .unwrap();
     store.expunge(inbox.id, &[old[0].uid]).await.unwrap();
+    assert_eq!(
+        store.usage(alice.id).await.unwrap(),
+        crate::Usage::default()
+    );
     assert!(store.read_blob(&old[0].blob).await.is_ok());
     remove_queue_entry(&store, accepted.queued.unwrap()).await;
     assert!(store.read_blob(&old[0].blob).await.is_err());
