@@ -163,6 +163,21 @@ def test_user_passwd_and_del(run, domain):
     assert f"alice@{domain}" not in lines(assert_ok(run("user", "list")).out)
 
 
+def test_user_quota_show_set_clear(run, domain):
+    """`user quota`: shows quota and usage, sets it with K/M/G suffixes, removes it."""
+    add_user(run, f"alice@{domain}")
+    assert lines(assert_ok(run("user", "quota", f"alice@{domain}")).out) == [
+        f"quota of alice@{domain}: none", "in use: 0 octets in 0 messages"]
+    assert_ok(run("user", "quota", f"alice@{domain}", "500M"))
+    assert lines(assert_ok(run("user", "quota", f"alice@{domain}")).out)[0] == \
+        f"quota of alice@{domain}: {500 * 1024 * 1024} octets"
+    assert_ok(run("user", "quota", f"alice@{domain}", "none"))
+    assert lines(assert_ok(run("user", "quota", f"alice@{domain}")).out)[0] == f"quota of alice@{domain}: none"
+    assert_fails(run("user", "quota", f"alice@{domain}", "lots"), 2, "lots")
+    assert_fails(run("user", "quota", f"nobody@{domain}"), (1, 2), f"nobody@{domain}")
+    assert_fails(run("user", "quota", f"nobody@{domain}", "1G"), (1, 2), f"nobody@{domain}")
+
+
 def test_user_add_unknown_domain_is_named(run, domain):
     assert_fails(run("user", "add", "alice@nowhere.example"), (1, 2), "nowhere.example")
 
