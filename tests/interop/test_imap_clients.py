@@ -1,56 +1,24 @@
-"""First real-client checks of IMAP (issue 4; the full suite — every command with imaplib,
-mbsync, RFC 9051 §8 transcripts, IM-* cases — is still to come): imaplib over 993 and over
-143 with STARTTLS, and curl imaps:// listing and fetching what SMTP delivered."""
+"""Quick real-client checks of IMAP (issue 4): imaplib over 993 and over 143 with STARTTLS, and
+curl imaps:// listing and fetching what SMTP delivered. Every command with imaplib is in
+test_imap_imaplib.py, mbsync in test_imap_mbsync.py, the RFC 9051 transcripts in
+test_imap_transcripts.py; the shared set-up in imap_support.py."""
 
 from __future__ import annotations
 
 import imaplib
 import shutil
-import signal
 import subprocess
-import uuid
 
 import pytest
 
-from harness import HOSTNAME, Instance, assert_ok
-from mailserver import configure, provision
-from smtpclient import Smtp
+from harness import HOSTNAME
+from imap_support import imap, simple_message  # noqa: F401  (imap: fixture)
 from tlsclient import client_context
-
-SERVICES = ("smtp", "imap", "imaps")
-
-
-@pytest.fixture(scope="module")
-def imap(sealpost_bin, certs, tmp_path_factory):
-    instance = Instance(sealpost_bin, tmp_path_factory.mktemp("imap"), certs, services=SERVICES)
-    configure(instance, None, None)
-    provision(instance)
-    server = instance.serve()
-    yield instance
-    assert server.alive(), server.log()[-4000:]
-    assert server.stop(signal.SIGTERM) == 0, server.log()[-4000:]
-
-
-def new_user(instance) -> tuple[str, str]:
-    address = f"imap-{uuid.uuid4().hex[:8]}@test.example"
-    password = f"pw-{uuid.uuid4().hex}"
-    assert_ok(instance.run("user", "add", address, "--password-stdin", input=password + "\n"))
-    return address, password
-
-
-def deliver(instance, rcpt: str, subject: str) -> bytes:
-    body = (f"From: <sender@ext.test>\r\nTo: <{rcpt}>\r\nSubject: {subject}\r\n"
-            f"Message-ID: <{uuid.uuid4().hex}@client.test>\r\n\r\nHello over IMAP.\r\n").encode()
-    with Smtp(instance.ports["smtp"]) as smtp:
-        smtp.ehlo("client.test")
-        assert smtp.send_mail("sender@ext.test", [rcpt], body).code == 250
-        smtp.quit()
-    return body
 
 
 def test_imaplib_over_implicit_tls(imap):
-    user, password = new_user(imap)
-    deliver(imap, user, "first")
+    user, password = imap.new_user()
+    imap.deliver(user, simple_message("first"))
     client = imaplib.IMAP4_SSL("127.0.0.1", imap.ports["imaps"], ssl_context=client_context())
     assert "LOGINDISABLED" not in client.capabilities
     assert client.login(user, password)[0] == "OK"
@@ -74,7 +42,7 @@ def test_imaplib_over_implicit_tls(imap):
 
 
 def test_imaplib_starttls_and_logindisabled(imap):
-    user, password = new_user(imap)
+    user, password = imap.new_user()
     client = imaplib.IMAP4("127.0.0.1", imap.ports["imap"])
     assert "LOGINDISABLED" in client.capabilities and "STARTTLS" in client.capabilities
     with pytest.raises(imaplib.IMAP4.error):
@@ -87,8 +55,8 @@ def test_imaplib_starttls_and_logindisabled(imap):
 def test_curl_imaps_lists_and_fetches(imap, certs):
     if shutil.which("curl") is None:
         pytest.fail("curl is not installed (scripts/test installs it)")
-    user, password = new_user(imap)
-    body = deliver(imap, user, "via curl")
+    user, password = imap.new_user()
+    stored = imap.deliver(user, simple_message("via curl"))
     port = imap.ports["imaps"]
     base = ["curl", "--silent", "--show-error", "--max-time", "30", "--cacert", str(certs.pki.ca_cert),
             "--resolve", f"{HOSTNAME}:{port}:127.0.0.1", "--user", f"{user}:{password}"]
@@ -97,4 +65,4 @@ def test_curl_imaps_lists_and_fetches(imap, certs):
     assert b'"/" INBOX' in listing.stdout
     fetched = subprocess.run([*base, f"imaps://{HOSTNAME}:{port}/INBOX;UID=1"], capture_output=True, timeout=60)
     assert fetched.returncode == 0, fetched.stderr
-    assert fetched.stdout.endswith(body), fetched.stdout[-300:]
+    assert fetched.stdout == stored.data, fetched.stdout[-300:]

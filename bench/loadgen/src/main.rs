@@ -1,8 +1,11 @@
-//! pop3-rate: POP3S sessions per second with a cheap client (tokio + rustls/aws-lc-rs).
+//! pop3-rate: POP3S (or IMAPS) sessions per second with a cheap client (tokio +
+//! rustls/aws-lc-rs).
 //!
-//! One session = TCP connect -> full TLS handshake (no resumption: session cache off, new
+//! One POP3 session = TCP connect -> full TLS handshake (no resumption: session cache off, new
 //! ClientConnection each time) -> +OK greeting -> USER/PASS (or pipelined) -> STAT -> RETR 1
-//! (read to "\r\n.\r\n") -> QUIT -> close. --conns workers loop for --duration seconds; worker
+//! (read to "\r\n.\r\n") -> QUIT -> close. With --protocol imap, one session is what
+//! /work/shared/bench/peers/imap_load.py --mode session does: connect -> TLS -> greeting ->
+//! LOGIN -> SELECT INBOX -> LOGOUT -> close. --conns workers loop for --duration seconds; worker
 //! w owns users w+1, w+1+W, ... (--user may contain "{n}"), so no two sessions of one maildrop
 //! overlap. Prints one JSON line like bench/pop3_rate.py.
 use std::sync::Arc;
@@ -52,6 +55,7 @@ struct Args {
     label: String,
     servername: String,
     pipeline: bool,
+    imap: bool,
 }
 
 fn parse_args() -> Args {
@@ -66,6 +70,7 @@ fn parse_args() -> Args {
         label: String::new(),
         servername: "mail.bench.test".into(),
         pipeline: false,
+        imap: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -84,9 +89,14 @@ fn parse_args() -> Args {
             "--duration" => a.duration = v.parse().unwrap_or_else(|_| die(&format!("bad value for {k}: {v}"))),
             "--label" => a.label = v.clone(),
             "--servername" => a.servername = v.clone(),
+            "--protocol" => match v.as_str() {
+                "pop3" => a.imap = false,
+                "imap" => a.imap = true,
+                _ => die("--protocol is pop3 or imap"),
+            },
             _ => die(&format!(
                 "unknown option {k}; options: --host --port --user --pass --users --conns \
-                 --duration --label --servername --pipeline"
+                 --duration --label --servername --protocol pop3|imap --pipeline"
             )),
         }
     }
@@ -122,7 +132,55 @@ async fn fill<S: AsyncReadExt + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> Result<(
     Ok(())
 }
 
+/// Reads lines until the tagged completion of `tag`; it must be OK.
+async fn tagged<S: AsyncReadExt + Unpin>(s: &mut S, buf: &mut Vec<u8>, tag: &[u8]) -> Result<(), String> {
+    loop {
+        while let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            let l: Vec<u8> = buf.drain(..=i).collect();
+            if l.starts_with(tag) && l.get(tag.len()) == Some(&b' ') {
+                if l[tag.len() + 1..].starts_with(b"OK") {
+                    return Ok(());
+                }
+                return Err(String::from_utf8_lossy(&l[..l.len().min(80)]).into_owned());
+            }
+        }
+        fill(s, buf).await?;
+    }
+}
+
+async fn imap_session(a: &Args, tls: &TlsConnector, user: &str) -> Result<(), String> {
+    let tcp = TcpStream::connect((a.host.as_str(), a.port)).await.map_err(|e| format!("connect: {e}"))?;
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    let name = ServerName::try_from(a.servername.clone()).map_err(|e| e.to_string())?;
+    let mut s = tls.connect(name, tcp).await.map_err(|e| format!("tls: {e}"))?;
+    let mut buf = Vec::with_capacity(8192);
+    loop {
+        if let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            if !buf.starts_with(b"* OK") {
+                return Err(format!("greeting: {}", String::from_utf8_lossy(&buf[..i])));
+            }
+            buf.drain(..=i);
+            break;
+        }
+        fill(&mut s, &mut buf).await?;
+    }
+    let cmds: [(&[u8], String); 3] = [
+        (b"a", format!("a LOGIN \"{user}\" \"{}\"\r\n", a.pass)),
+        (b"b", "b SELECT INBOX\r\n".into()),
+        (b"c", "c LOGOUT\r\n".into()),
+    ];
+    for (tag, c) in &cmds {
+        s.write_all(c.as_bytes()).await.map_err(|e| format!("write: {e}"))?;
+        tagged(&mut s, &mut buf, tag).await?;
+    }
+    let _ = s.shutdown().await;
+    Ok(())
+}
+
 async fn session(a: &Args, tls: &TlsConnector, user: &str) -> Result<(), String> {
+    if a.imap {
+        return imap_session(a, tls, user).await;
+    }
     let tcp = TcpStream::connect((a.host.as_str(), a.port)).await.map_err(|e| format!("connect: {e}"))?;
     tcp.set_nodelay(true).map_err(|e| e.to_string())?;
     let name = ServerName::try_from(a.servername.clone()).map_err(|e| e.to_string())?;
@@ -249,11 +307,11 @@ async fn main() {
     };
     let cpu_ms = if n > 0 { format!("{:.2}", cpu * 1e3 / n as f64) } else { "null".into() };
     println!(
-        "{{\"label\": \"{}\", \"client\": \"rust\", \"host\": \"{}\", \"port\": {}, \"auth\": \"user\", \
+        "{{\"label\": \"{}\", \"client\": \"rust\", \"protocol\": \"{}\", \"host\": \"{}\", \"port\": {}, \"auth\": \"user\", \
          \"pipeline\": {}, \"resume\": false, \"users\": {}, \"conns\": {}, \"duration_s\": {}, \
          \"sessions\": {}, \"sessions_per_s\": {:.1}, \"errors\": {}, \"error_samples\": [{}], \
          \"client_cpu_ms_per_session\": {}, \"lat_ms\": {}}}",
-        esc(&a.label), esc(&a.host), a.port, a.pipeline, a.users, a.conns, a.duration, n,
+        esc(&a.label), if a.imap { "imap" } else { "pop3" }, esc(&a.host), a.port, a.pipeline, a.users, a.conns, a.duration, n,
         n as f64 / a.duration, errs.len(), samples.join(", "), cpu_ms, lat_ms
     );
     std::process::exit(if n > 0 && errs.is_empty() { 0 } else { 1 });

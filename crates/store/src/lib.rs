@@ -131,12 +131,17 @@ pub trait MailStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Deletes a mailbox and its messages; INBOX cannot be deleted (`Refused`).
     async fn delete_mailbox(&self, account: AccountId, name: &MailboxName) -> StoreResult<()>;
+    /// Subscribing needs an existing mailbox (`NotFound`); unsubscribing works for any
+    /// subscribed name. A subscription outlives its mailbox (RFC 3501 §6.3.9) and follows
+    /// it through a rename.
     async fn set_subscribed(
         &self,
         account: AccountId,
         name: &MailboxName,
         subscribed: bool,
     ) -> StoreResult<()>;
+    /// The subscribed names of an account, sorted; some may name no mailbox (any more).
+    async fn subscriptions(&self, account: AccountId) -> StoreResult<Vec<MailboxName>>;
 
     /// Stores one message for several mailboxes (one blob, one commit, fsync'd before this
     /// returns). Returns the UID and MODSEQ given in each mailbox, in the order of `targets`.

@@ -17,6 +17,25 @@ fn has_children(mailboxes: &[Mailbox], name: &str) -> bool {
     mailboxes.iter().any(|m| is_below(m.name.as_str(), name))
 }
 
+/// The attributes LIST reports for an existing mailbox (without `\Subscribed`): the child
+/// attribute (RFC 5258 §4, RFC 9051 §7.3.1) and the special-use one (RFC 6154 §2).
+pub(super) fn mailbox_attributes(mailboxes: &[Mailbox], mailbox: &Mailbox) -> Vec<String> {
+    let mut attributes = vec![if has_children(mailboxes, mailbox.name.as_str()) {
+        "\\HasChildren".to_string()
+    } else {
+        "\\HasNoChildren".to_string()
+    }];
+    if let Some(attribute) = mailbox.special_use.and_then(|u| u.attribute()) {
+        attributes.push(attribute.to_string());
+    }
+    attributes
+}
+
+/// The ancestors of a hierarchical name, nearest last (`a/b/c` -> `a`, `a/b`).
+fn ancestors(name: &str) -> impl Iterator<Item = &str> {
+    name.match_indices('/').filter_map(|(at, _)| name.get(..at))
+}
+
 impl Session<'_> {
     pub(super) async fn list(&mut self, list: &ListCommand) -> Completion {
         let Some(account) = self.account.as_ref().map(|a| a.id) else {
@@ -40,6 +59,14 @@ impl Session<'_> {
             Ok(mailboxes) => mailboxes,
             Err(error) => return store_failure(&error),
         };
+        let subscriptions = if list.selection.subscribed || list.returns.subscribed {
+            match self.service.store.subscriptions(account).await {
+                Ok(names) => names,
+                Err(error) => return store_failure(&error),
+            }
+        } else {
+            Vec::new()
+        };
         let selection = &list.selection;
         let returns = &list.returns;
         for mailbox in &mailboxes {
@@ -51,31 +78,21 @@ impl Session<'_> {
             // descendant is reported with CHILDINFO ("SUBSCRIBED").
             let child_info = selection.subscribed
                 && selection.recursive_match
-                && mailboxes
-                    .iter()
-                    .any(|m| m.subscribed && is_below(m.name.as_str(), name));
+                && subscriptions.iter().any(|s| is_below(s.as_str(), name));
             // RFC 5258 §3.1: SUBSCRIBED selects subscribed mailboxes only.
             if selection.subscribed && !mailbox.subscribed && !child_info {
                 continue;
             }
-            // RFC 6154 §5.1: the SPECIAL-USE selection option.
-            if selection.special_use && mailbox.special_use.is_none() {
+            // RFC 6154 §5.1: the SPECIAL-USE selection option (INBOX has no special-use
+            // attribute, RFC 6154 §2).
+            if selection.special_use && mailbox.special_use.and_then(|u| u.attribute()).is_none() {
                 continue;
-            }
-            let mut attributes = Vec::new();
-            // RFC 5258 §4 / RFC 9051 §7.3.1: \HasChildren or \HasNoChildren.
-            attributes.push(if has_children(&mailboxes, name) {
-                "\\HasChildren".to_string()
-            } else {
-                "\\HasNoChildren".to_string()
-            });
-            if mailbox.subscribed && (selection.subscribed || returns.subscribed) {
-                attributes.push("\\Subscribed".to_string());
             }
             // RFC 6154 §2: special-use attributes are returned by every LIST in
             // IMAP4rev2 (RFC 9051 §7.3.1) and with RETURN (SPECIAL-USE).
-            if let Some(attribute) = mailbox.special_use.and_then(|u| u.attribute()) {
-                attributes.push(attribute.to_string());
+            let mut attributes = mailbox_attributes(&mailboxes, mailbox);
+            if mailbox.subscribed && (selection.subscribed || returns.subscribed) {
+                attributes.push("\\Subscribed".to_string());
             }
             self.core.send(&Response::List(ListItem {
                 attributes,
@@ -90,6 +107,20 @@ impl Session<'_> {
                         items: values,
                     }),
                     Err(error) => return store_failure(&error),
+                }
+            }
+        }
+        if selection.subscribed && !selection.special_use {
+            // RFC 5258 §3.1: a subscribed name whose mailbox does not exist is listed
+            // `\NonExistent \Subscribed`.
+            for name in &subscriptions {
+                let exists = mailboxes.iter().any(|m| m.name == *name);
+                if !exists && patterns.iter().any(|p| p.matches(name.as_str())) {
+                    self.core.send(&Response::List(ListItem {
+                        attributes: vec!["\\NonExistent".to_string(), "\\Subscribed".to_string()],
+                        name: name.to_string(),
+                        child_info_subscribed: false,
+                    }));
                 }
             }
         }
@@ -130,25 +161,49 @@ impl Session<'_> {
         }
     }
 
-    /// RFC 3501 §6.3.9: LSUB lists subscribed names.
+    /// RFC 3501 §6.3.9: LSUB lists subscribed names, existing or not (a gone mailbox's
+    /// name is `\Noselect`). A name below a level `%` stops at is answered by that level,
+    /// flagged `\Noselect` when it is not subscribed itself ("foo" for a subscribed
+    /// "foo/bar" and the pattern "%").
     pub(super) async fn lsub(&mut self, reference: &str, pattern: &str) -> Completion {
         let Some(account) = self.account.as_ref().map(|a| a.id) else {
             return Completion::bad("Not logged in");
         };
         let pattern = ListPattern::new(reference, pattern);
-        let mailboxes = match self.service.store.mailboxes(account).await {
-            Ok(mailboxes) => mailboxes,
-            Err(error) => return store_failure(&error),
+        let (mailboxes, subscriptions) = match (
+            self.service.store.mailboxes(account).await,
+            self.service.store.subscriptions(account).await,
+        ) {
+            (Ok(mailboxes), Ok(subscriptions)) => (mailboxes, subscriptions),
+            (Err(error), _) | (_, Err(error)) => return store_failure(&error),
         };
-        for mailbox in mailboxes.iter().filter(|m| m.subscribed) {
-            let name = mailbox.name.as_str();
+        let mut answers: Vec<(String, bool)> = Vec::new();
+        for name in &subscriptions {
+            let name = name.as_str();
             if pattern.matches(name) {
-                self.core.send(&Response::Lsub(ListItem {
-                    attributes: Vec::new(),
-                    name: name.to_string(),
-                    child_info_subscribed: false,
-                }));
+                let exists = mailboxes.iter().any(|m| m.name.as_str() == name);
+                answers.push((name.to_string(), !exists));
+                continue;
             }
+            for parent in ancestors(name) {
+                let subscribed = subscriptions.iter().any(|s| s.as_str() == parent);
+                if !subscribed && pattern.matches(parent) {
+                    answers.push((parent.to_string(), true));
+                }
+            }
+        }
+        answers.sort();
+        answers.dedup();
+        for (name, noselect) in answers {
+            self.core.send(&Response::Lsub(ListItem {
+                attributes: if noselect {
+                    vec!["\\Noselect".to_string()]
+                } else {
+                    Vec::new()
+                },
+                name,
+                child_info_subscribed: false,
+            }));
         }
         Completion::ok("LSUB completed")
     }

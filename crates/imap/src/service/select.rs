@@ -76,6 +76,21 @@ impl Session<'_> {
             selected.mailbox.highest_modseq = selected.mailbox.highest_modseq.max(highest);
         }
         self.send_select_data(&selected, condstore);
+        // RFC 9051 §6.3.2: IMAP4rev2 requires a LIST response with the mailbox's name
+        // and accurate attributes.
+        if self.core.session().enabled.imap4rev2 {
+            let attributes = match store.mailboxes(account).await {
+                Ok(all) => super::list::mailbox_attributes(&all, &selected.mailbox),
+                Err(error) => {
+                    return store_failure(&error).with_transition(Transition::Unselected);
+                }
+            };
+            self.core.send(&Response::List(crate::core::ListItem {
+                attributes,
+                name: selected.mailbox.name.to_string(),
+                child_info_subscribed: false,
+            }));
+        }
         if let Some(qresync) = qresync {
             self.qresync(&selected, &qresync).await;
         }

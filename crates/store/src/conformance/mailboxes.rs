@@ -259,6 +259,66 @@ pub async fn mailbox_subscribe(store: &dyn Store) {
         matches!(missing, Err(StoreError::NotFound(_))),
         "{missing:?}"
     );
+
+    // RFC 3501 §6.3.9: a subscription outlives its mailbox; it follows a rename.
+    for name in ["News", "News/Comp", "Old"] {
+        if name != "News" {
+            store
+                .create_mailbox(alice, &mailbox_name(name), None)
+                .await
+                .unwrap();
+        }
+        store
+            .set_subscribed(alice, &mailbox_name(name), true)
+            .await
+            .unwrap();
+    }
+    store
+        .delete_mailbox(alice, &mailbox_name("Old"))
+        .await
+        .unwrap();
+    store
+        .rename_mailbox(alice, &mailbox_name("News"), &mailbox_name("Press"))
+        .await
+        .unwrap();
+    let names: Vec<String> = store
+        .subscriptions(alice)
+        .await
+        .unwrap()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    for expected in ["Old", "Press", "Press/Comp", "INBOX"] {
+        assert!(
+            names.contains(&expected.to_string()),
+            "{expected}: {names:?}"
+        );
+    }
+    assert!(!names.iter().any(|n| n.starts_with("News")), "{names:?}");
+    assert!(mailbox(store, alice, "Press/Comp").await.subscribed);
+    // A gone mailbox's name can be unsubscribed; then it is unknown.
+    store
+        .set_subscribed(alice, &mailbox_name("Old"), false)
+        .await
+        .unwrap();
+    let again = store
+        .set_subscribed(alice, &mailbox_name("Old"), false)
+        .await;
+    assert!(matches!(again, Err(StoreError::NotFound(_))), "{again:?}");
+    // Re-creating a name whose subscription was kept shows it subscribed.
+    store
+        .set_subscribed(alice, &mailbox_name("Press"), true)
+        .await
+        .unwrap();
+    store
+        .delete_mailbox(alice, &mailbox_name("Press"))
+        .await
+        .unwrap();
+    let back = store
+        .create_mailbox(alice, &mailbox_name("Press"), None)
+        .await
+        .unwrap();
+    assert!(back.subscribed);
 }
 
 pub async fn uid_validity_differs_after_recreate(store: &dyn Store) {

@@ -118,13 +118,12 @@ fn insert(
     // even for an empty mailbox (RFC 7162 §3.1.1: mod-sequence-value is positive).
     let inserted = conn.execute(
         "INSERT INTO mailboxes (account_id, name, special_use, uid_validity, uid_next, \
-         highest_modseq, subscribed) VALUES (?1, ?2, ?3, ?4, 1, 1, ?5)",
+         highest_modseq) VALUES (?1, ?2, ?3, ?4, 1, 1)",
         params![
             account.0,
             name.as_str(),
             special_use.map(SpecialUse::as_str),
             uid_validity,
-            subscribed
         ],
     );
     match inserted {
@@ -133,7 +132,11 @@ fn insert(
         }
         other => other?,
     };
-    existing(conn, MailboxId(conn.last_insert_rowid()))
+    let id = MailboxId(conn.last_insert_rowid());
+    if subscribed {
+        subscribe(conn, account, name)?;
+    }
+    existing(conn, id)
 }
 
 fn require_account(conn: &Connection, account: AccountId) -> StoreResult<()> {
@@ -200,6 +203,7 @@ pub(crate) fn rename(
     }
     // RFC 9051 §6.3.6: inferior hierarchical names are renamed too ("foo/bar" -> "zap/bar").
     let mut moving: Vec<(MailboxId, String)> = Vec::new();
+    let mut subscribed: Vec<String> = Vec::new();
     for mailbox in list(conn, account)? {
         let Some(rest) = mailbox.name.as_str().strip_prefix(from.as_str()) else {
             continue;
@@ -209,6 +213,10 @@ pub(crate) fn rename(
             MailboxName::parse(&new_name).map_err(|e| {
                 StoreError::Refused(format!("{} cannot become {new_name:?}: {e}", mailbox.name))
             })?;
+            if mailbox.subscribed {
+                unsubscribe(conn, account, mailbox.name.as_str())?;
+                subscribed.push(new_name.clone());
+            }
             moving.push((mailbox.id, new_name));
         }
     }
@@ -234,10 +242,18 @@ pub(crate) fn rename(
             other => other?,
         };
     }
+    // Subscriptions follow the mailboxes they named (as in Dovecot and Cyrus).
+    for name in &subscribed {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?1, ?2)",
+        )?
+        .execute(params![account.0, name])?;
+    }
     Ok(Renamed::Names)
 }
 
-/// Deletes one mailbox with its messages and expunge log. Its children stay and simply
+/// Deletes one mailbox with its messages and expunge log; its subscription stays
+/// (RFC 3501 §6.3.9: the server MUST NOT remove a name from the subscriptions on its own). Its children stay and simply
 /// lose their parent (LIST then shows the parent as \NonExistent, RFC 5258). RFC 9051
 /// §6.3.5 permits deleting a name that has inferiors; keeping no \Noselect placeholder is
 /// the simplest correct choice and removes nothing the user did not ask to delete.
@@ -251,18 +267,49 @@ pub(crate) fn delete(conn: &Connection, account: AccountId, name: &MailboxName) 
     Ok(())
 }
 
+fn subscribe(conn: &Connection, account: AccountId, name: &MailboxName) -> StoreResult<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?1, ?2)")?
+        .execute(params![account.0, name.as_str()])?;
+    Ok(())
+}
+
+fn unsubscribe(conn: &Connection, account: AccountId, name: &str) -> StoreResult<usize> {
+    Ok(conn
+        .prepare_cached("DELETE FROM subscriptions WHERE account_id = ?1 AND name = ?2")?
+        .execute(params![account.0, name])?)
+}
+
+/// Subscribing needs the mailbox (RFC 3501 §6.3.6 lets the server check); unsubscribing
+/// works for any subscribed name, also one whose mailbox is gone.
 pub(crate) fn set_subscribed(
     conn: &Connection,
     account: AccountId,
     name: &MailboxName,
     subscribed: bool,
 ) -> StoreResult<()> {
-    let changed = conn.execute(
-        "UPDATE mailboxes SET subscribed = ?1 WHERE account_id = ?2 AND name = ?3",
-        params![subscribed, account.0, name.as_str()],
-    )?;
-    if changed == 0 {
+    if subscribed {
+        existing_by_name(conn, account, name)?;
+        return subscribe(conn, account, name);
+    }
+    if unsubscribe(conn, account, name.as_str())? == 0 && by_name(conn, account, name)?.is_none() {
         return Err(StoreError::NotFound(format!("the mailbox {name}")));
     }
     Ok(())
+}
+
+pub(crate) fn subscriptions(
+    conn: &Connection,
+    account: AccountId,
+) -> StoreResult<Vec<MailboxName>> {
+    let mut names = rows::collect(
+        conn,
+        "SELECT name FROM subscriptions WHERE account_id = ?1",
+        [account.0],
+        |row| {
+            let name: String = rows::get(row, 0)?;
+            MailboxName::parse(&name).map_err(|_| rows::corrupt("subscribed name", &name))
+        },
+    )?;
+    names.sort();
+    Ok(names)
 }

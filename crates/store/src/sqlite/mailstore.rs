@@ -118,6 +118,12 @@ impl MailStore for SqliteStore {
         Ok(())
     }
 
+    async fn subscriptions(&self, account: AccountId) -> StoreResult<Vec<MailboxName>> {
+        self.readers
+            .read(move |txn| mailboxes::subscriptions(txn, account))
+            .await
+    }
+
     async fn accept_message(
         &self,
         raw: Arc<[u8]>,

@@ -110,8 +110,9 @@ pub(crate) fn blob_id(bytes: &[u8]) -> StoreResult<BlobId> {
 }
 
 /// Columns read by [`mailbox`], in order.
-pub(crate) const MAILBOX_COLUMNS: &str =
-    "id, account_id, name, special_use, uid_validity, uid_next, highest_modseq, subscribed";
+pub(crate) const MAILBOX_COLUMNS: &str = "id, account_id, name, special_use, uid_validity, uid_next, highest_modseq, \
+     EXISTS (SELECT 1 FROM subscriptions s \
+             WHERE s.account_id = mailboxes.account_id AND s.name = mailboxes.name)";
 
 pub(crate) fn mailbox(row: &Row<'_>) -> StoreResult<Mailbox> {
     let name: String = get(row, 2)?;

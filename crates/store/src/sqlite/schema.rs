@@ -171,8 +171,19 @@ END;
 
 /// Version 3: what IMAP needs to answer without re-reading every message: the storage in
 /// use per account (RFC 9208 STORAGE and MESSAGE), kept by triggers, and a cache of each
-/// blob's parsed structure (ENVELOPE, BODYSTRUCTURE, section offsets).
+/// blob's parsed structure (ENVELOPE, BODYSTRUCTURE, section offsets). Subscriptions
+/// become names of their own, kept when the mailbox goes (RFC 3501 §6.3.9, RFC 5258 §3.1).
 const V3: &str = r#"
+-- A subscription names a mailbox that may not (or no longer) exist.
+CREATE TABLE subscriptions (
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    name       TEXT NOT NULL,
+    PRIMARY KEY (account_id, name)
+) WITHOUT ROWID;
+INSERT INTO subscriptions (account_id, name)
+    SELECT account_id, name FROM mailboxes WHERE subscribed = 1;
+ALTER TABLE mailboxes DROP COLUMN subscribed;
+
 ALTER TABLE accounts ADD COLUMN used_bytes INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE accounts ADD COLUMN used_messages INTEGER NOT NULL DEFAULT 0;
 UPDATE accounts SET

@@ -651,6 +651,12 @@ async fn version_one_database_is_migrated_to_the_current_schema() {
         .await
         .unwrap()
         .unwrap();
+    // Version 3 keeps subscriptions as names of their own.
+    assert!(inbox.subscribed);
+    assert_eq!(
+        store.subscriptions(alice.id).await.unwrap(),
+        [sealpost_types::MailboxName::inbox()]
+    );
     let old = store.messages(inbox.id).await.unwrap();
     assert_eq!(old.len(), 1);
     assert_eq!(old[0].flags, ["\\Seen"]);
