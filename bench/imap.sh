@@ -108,7 +108,7 @@ SERVICES=(imaps)
 bench_setup
 # Enough connections for the IDLE run, all from 127.0.0.1.
 limit=$((IDLE_CONNS + CONNS * PROCS + 100))
-printf '\n[limits]\nmax_connections = %d\nmax_connections_per_ip = %d\n' "$limit" "$limit" >>"$WORK/sealpost.toml"
+printf '\n[limits]\nmax_connections = %d\nmax_connections_per_ip = %d\nmax_sessions_per_user_ip = %d\n' "$limit" "$limit" "$limit" >>"$WORK/sealpost.toml"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 CLI=("$SEALPOST_BIN" --config "$WORK/sealpost.toml")
 "${CLI[@]}" domain add "$BENCH_DOMAIN" >/dev/null

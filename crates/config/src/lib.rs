@@ -72,6 +72,9 @@ pub enum StoreConfig {
 pub struct LimitsConfig {
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
+    /// IMAP sessions of one account from one address at a time (Dovecot's
+    /// `mail_max_userip_connections`).
+    pub max_sessions_per_user_ip: usize,
     pub handshake_timeout: Duration,
     pub idle_timeout: Duration,
     pub shutdown_grace: Duration,

@@ -146,6 +146,7 @@ fn default_remote_port() -> u16 {
 pub struct RawLimits {
     pub max_connections: Option<usize>,
     pub max_connections_per_ip: Option<usize>,
+    pub max_sessions_per_user_ip: Option<usize>,
     pub handshake_timeout_secs: Option<u64>,
     pub idle_timeout_secs: Option<u64>,
     pub shutdown_grace_secs: Option<u64>,
@@ -168,6 +169,7 @@ pub struct RawLog {
 
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 50;
+pub const DEFAULT_MAX_SESSIONS_PER_USER_IP: usize = 10;
 pub const DEFAULT_HANDSHAKE_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
@@ -295,6 +297,11 @@ impl RawConfig {
                 "max_connections_per_ip",
                 self.limits.max_connections_per_ip,
                 DEFAULT_MAX_CONNECTIONS_PER_IP,
+            )?,
+            max_sessions_per_user_ip: at_least_one(
+                "max_sessions_per_user_ip",
+                self.limits.max_sessions_per_user_ip,
+                DEFAULT_MAX_SESSIONS_PER_USER_IP,
             )?,
             handshake_timeout: positive(
                 "handshake_timeout_secs",

@@ -63,6 +63,7 @@ fn defaults_open_nothing() {
     assert!(config.listen.is_empty());
     assert_eq!(config.store, StoreConfig::Sqlite);
     assert_eq!(config.limits.max_connections_per_ip, 50);
+    assert_eq!(config.limits.max_sessions_per_user_ip, 10);
     assert_eq!(config.log_level, "info");
 }
 

@@ -135,11 +135,10 @@ fn handlers(
         Arc::clone(store),
         Arc::clone(&authenticator),
     ));
-    let imap: Arc<dyn Handler> = Arc::new(ImapService::new(
-        config.hostname.as_str(),
-        Arc::clone(store),
-        authenticator,
-    ));
+    let imap: Arc<dyn Handler> = Arc::new(
+        ImapService::new(config.hostname.as_str(), Arc::clone(store), authenticator)
+            .with_max_sessions_per_user_ip(config.limits.max_sessions_per_user_ip),
+    );
     specs
         .iter()
         .map(|spec| {

@@ -31,7 +31,7 @@ pub struct Extensions {
     pub condstore: bool,
     /// RFC 7162 QRESYNC (needs `condstore`).
     pub qresync: bool,
-    /// RFC 9208 QUOTA with QUOTA=RES-STORAGE and QUOTA=RES-MESSAGE.
+    /// RFC 9208 QUOTA with QUOTA=RES-STORAGE.
     pub quota: bool,
     /// RFC 3502 MULTIAPPEND.
     pub multiappend: bool,
@@ -91,6 +91,10 @@ pub struct Limits {
     /// imap-login: 3) and after (Dovecot imap: 20) (SECURITY-TESTS IM-15).
     pub max_bad_preauth: usize,
     pub max_bad: usize,
+    /// Failed LOGIN/AUTHENTICATE attempts (`NO [AUTHENTICATIONFAILED]` or
+    /// `[AUTHORIZATIONFAILED]`) before `* BYE` and close: Dovecot imap-login and sealpost's
+    /// POP3 and SMTP AUTH close after 3 (SECURITY-TESTS AU-02, §1 "Auth failure delay").
+    pub max_auth_failures: usize,
 }
 
 impl Default for Limits {
@@ -107,6 +111,7 @@ impl Default for Limits {
             max_depth: 32,
             max_bad_preauth: 3,
             max_bad: 20,
+            max_auth_failures: 3,
         }
     }
 }

@@ -96,6 +96,11 @@ pub struct ImapCore {
     pub(super) frame: Frame,
     /// Consecutive BAD responses (reset by any OK).
     bad_count: usize,
+    /// Failed LOGIN/AUTHENTICATE attempts on this connection (never reset).
+    auth_failures: usize,
+    /// Octets the account may still store (its quota less its usage), set by the service;
+    /// `None`: no quota.
+    pub(super) append_allowance: Option<u64>,
     closing: bool,
 }
 
@@ -114,6 +119,7 @@ impl fmt::Debug for ImapCore {
             .field("session", &self.session)
             .field("phase", &phase)
             .field("bad_count", &self.bad_count)
+            .field("auth_failures", &self.auth_failures)
             .field("closing", &self.closing)
             .finish_non_exhaustive()
     }
@@ -137,6 +143,8 @@ impl ImapCore {
             phase: Phase::Command,
             frame: Frame::default(),
             bad_count: 0,
+            auth_failures: 0,
+            append_allowance: None,
             closing: false,
         };
         let greeting = core.config.greeting.clone();
@@ -229,7 +237,25 @@ impl ImapCore {
         if completion.transition == Some(Transition::Logout) {
             self.close();
         }
+        // RFC 9051 §7.1: AUTHENTICATIONFAILED/AUTHORIZATIONFAILED mark a failed LOGIN or
+        // AUTHENTICATE; SECURITY-TESTS AU-02 ends the session after the third.
+        if matches!(
+            completion.code,
+            Some(Code::AuthenticationFailed | Code::AuthorizationFailed)
+        ) {
+            self.count_auth_failure();
+        }
         true
+    }
+
+    /// RFC 9051 §6.2.3 leaves retries to the server; after the limit the session ends, so
+    /// one connection cannot go on guessing (SECURITY-TESTS AU-02: the 4th LOGIN is never
+    /// reached).
+    fn count_auth_failure(&mut self) {
+        self.auth_failures = self.auth_failures.saturating_add(1);
+        if self.auth_failures >= self.config.limits.max_auth_failures.max(1) {
+            self.bye(None, "Too many authentication failures");
+        }
     }
 
     /// Queues an untagged response (data for the pending command, or unsolicited updates
@@ -324,6 +350,14 @@ impl ImapCore {
     /// output, then close.
     pub fn should_close(&self) -> bool {
         self.closing
+    }
+
+    /// What the account may still store (quota less usage; `None`: no quota). An APPEND
+    /// whose messages announce more gets `NO [OVERQUOTA]` instead of the `+` (RFC 9208
+    /// §4.3, RFC 9051 §2.2.1), before any octet is sent. The service keeps it current; the
+    /// store's check after the upload stays, as other sessions may fill the quota meanwhile.
+    pub fn set_append_allowance(&mut self, octets: Option<u64>) {
+        self.append_allowance = octets;
     }
 
     pub fn session(&self) -> &SessionInfo {

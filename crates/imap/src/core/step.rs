@@ -4,9 +4,9 @@
 use sealpost_types::Secret;
 
 use super::capability::login_allowed;
-use super::command::{CommandName, HeadError, parse_head};
+use super::command::{CommandName, HeadError, check_append_prefix, parse_head};
 use super::framing::{Announcement, LineScan, scan_line, split_announcement, strip_line_ending};
-use super::parser::{Input, Part};
+use super::parser::{Input, ParseError, Part};
 use super::response::{Code, Status};
 use super::server::{Event, Flow, ImapCore, Phase, Waiting};
 
@@ -36,6 +36,16 @@ impl Refusal {
             status,
             code: Some(code),
             text,
+        }
+    }
+
+    /// The answer the parser's error gets once the command is complete (as in dispatch).
+    fn parse(error: ParseError) -> Self {
+        match error {
+            ParseError::Bad(text) => Refusal::bad(text),
+            ParseError::Limit(text) => Refusal::with(Status::No, Code::Limit, text),
+            ParseError::Cannot(text) => Refusal::with(Status::No, Code::Cannot, text),
+            ParseError::BadCharset => Refusal::bad("Unsupported charset"),
         }
     }
 }
@@ -174,6 +184,43 @@ impl ImapCore {
         let total = self.frame.size.saturating_add(announcement.size);
         if announcement.size > limit || total > self.command_limit() {
             return Err(self.too_big_refusal());
+        }
+        if append
+            && announcement.sync
+            && let Some(allowance) = self.append_allowance
+        {
+            // RFC 9208 §4.3 / RFC 9051 §2.2.1: over the quota, NO [OVERQUOTA] instead of
+            // the `+` (the messages of a MULTIAPPEND count together). Non-synchronising
+            // octets come anyway: the service refuses them after reading, the connection
+            // stays.
+            let earlier: u64 = self
+                .frame
+                .parts
+                .iter()
+                .map(|part| match part {
+                    Part::Literal { data, .. } => data.len() as u64,
+                    Part::Line(_) => 0,
+                })
+                .sum();
+            if earlier.saturating_add(announcement.size) > allowance {
+                return Err(Refusal::with(Status::No, Code::OverQuota, "Quota exceeded"));
+            }
+        }
+        if append && announcement.sync {
+            // RFC 9051 §2.2.1: a tagged response instead of the continuation, so a message
+            // the parser would refuse for its mailbox, flags or date is never uploaded
+            // (SECURITY-TESTS IM-18). Non-synchronising octets are on their way anyway:
+            // they are read and the whole command is refused as usual.
+            let lines: Vec<&[u8]> = self
+                .frame
+                .parts
+                .iter()
+                .filter_map(|part| match part {
+                    Part::Line(line) => Some(line.as_slice()),
+                    Part::Literal { .. } => None,
+                })
+                .collect();
+            check_append_prefix(&lines, &self.parse_context()).map_err(Refusal::parse)?;
         }
         Ok(())
     }

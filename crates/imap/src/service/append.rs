@@ -60,6 +60,21 @@ impl Session<'_> {
                 return Completion::no("NUL in message; use a literal8").with_code(Code::Cannot);
             }
         }
+        // SECURITY-TESTS IM-18: keywords per mailbox are bounded.
+        let flags: Vec<String> = messages
+            .iter()
+            .flat_map(|m| m.flags.iter().map(|f| f.as_str().to_string()))
+            .collect();
+        if flags.iter().any(|f| !f.starts_with('\\')) {
+            match self.keywords_of(mailbox.id).await {
+                Ok(existing) => {
+                    if let Some(refusal) = super::limits::keyword_refusal(&existing, &flags) {
+                        return refusal;
+                    }
+                }
+                Err(error) => return store_failure(&error),
+            }
+        }
         let octets = messages.iter().map(|m| m.data.len() as u64).sum();
         if let Some(refusal) = self.over_quota(octets).await {
             return refusal;

@@ -87,6 +87,18 @@ impl Session<'_> {
                     .with_code(Code::Unavailable);
             }
         };
+        // SECURITY-TESTS RL-15: a bounded number of sessions per account and address.
+        let Some(slot) = self.service.user_sessions.acquire(
+            account.id,
+            client_ip,
+            self.service.max_sessions_per_user_ip,
+        ) else {
+            tracing::info!(user = %account.address, "IMAP login refused: too many sessions");
+            // RFC 5530 §3: LIMIT.
+            return Completion::no("Too many sessions for this user from this address")
+                .with_code(Code::Limit);
+        };
+        self.slot = Some(slot);
         tracing::info!(user = %account.address, "IMAP login");
         self.changes = Some(self.service.store.subscribe(account.id));
         // The connection's own read timeout is only a backstop once logged in: the
@@ -97,7 +109,9 @@ impl Session<'_> {
             .max(AUTOLOGOUT_TIMEOUT + Duration::from_secs(60));
         self.conn.set_idle_timeout(idle);
         let user = account.address.to_string();
+        self.quota = account.quota_bytes;
         self.account = Some(account);
+        self.refresh_append_allowance().await;
         // RFC 9051 §6.2.3: the capabilities after login go in the tagged OK.
         Completion::ok("Logged in")
             .with_code(Code::Capability)

@@ -25,6 +25,9 @@ impl Session<'_> {
         if name.is_inbox() {
             return Completion::no("INBOX always exists").with_code(Code::AlreadyExists);
         }
+        if let Some(refusal) = super::limits::depth_refusal(name) {
+            return refusal;
+        }
         // RFC 9051 §6.3.4: superior names needed are created too (an existing one is
         // fine), so no level of the hierarchy is left without a mailbox.
         let mut ancestors = Vec::new();
@@ -32,6 +35,9 @@ impl Session<'_> {
         while let Some(parent) = current {
             current = parent.parent();
             ancestors.push(parent);
+        }
+        if let Some(refusal) = self.mailbox_count_refusal(ancestors.len() + 1).await {
+            return refusal;
         }
         let store = &self.service.store;
         for parent in ancestors.iter().rev() {
@@ -86,11 +92,49 @@ impl Session<'_> {
         if to.is_inbox() {
             return Completion::no("INBOX always exists").with_code(Code::AlreadyExists);
         }
+        if let Some(refusal) = self.rename_refusal(account, from, to).await {
+            return refusal;
+        }
         // RFC 9051 §6.3.6: renaming INBOX moves its messages (the store does that).
         match self.service.store.rename_mailbox(account, from, to).await {
             Ok(()) => Completion::ok("RENAME completed"),
             Err(error) => store_failure(&error),
         }
+    }
+
+    /// The limits a rename could break: renaming INBOX adds a mailbox; renaming a
+    /// hierarchy makes its deepest member `to`'s depth deeper than `from`'s.
+    async fn rename_refusal(
+        &mut self,
+        account: sealpost_types::AccountId,
+        from: &MailboxName,
+        to: &MailboxName,
+    ) -> Option<Completion> {
+        if from.is_inbox() {
+            if let Some(refusal) = super::limits::depth_refusal(to) {
+                return Some(refusal);
+            }
+            return self.mailbox_count_refusal(1).await;
+        }
+        let depth = |name: &str| name.split(MailboxName::SEPARATOR).count();
+        let mailboxes = match self.service.store.mailboxes(account).await {
+            Ok(mailboxes) => mailboxes,
+            Err(error) => return Some(store_failure(&error)),
+        };
+        let deepest_below = mailboxes
+            .iter()
+            .map(|m| m.name.as_str())
+            .filter(|n| {
+                *n == from.as_str()
+                    || n.strip_prefix(from.as_str())
+                        .is_some_and(|rest| rest.starts_with(MailboxName::SEPARATOR))
+            })
+            .map(depth)
+            .max()
+            .unwrap_or_else(|| depth(from.as_str()));
+        let new_depth = deepest_below - depth(from.as_str()) + depth(to.as_str());
+        (new_depth > super::limits::MAX_DEPTH)
+            .then(|| Completion::no("Mailbox hierarchy too deep").with_code(Code::Limit))
     }
 
     pub(super) async fn subscribe(&mut self, name: &MailboxName, on: bool) -> Completion {

@@ -15,6 +15,7 @@ mod expunge;
 mod fetch;
 mod id;
 mod idle;
+mod limits;
 mod list;
 mod mailbox;
 mod quota;
@@ -33,10 +34,14 @@ use sealpost_store::authenticate::Authenticator;
 
 use crate::core::{CoreConfig, Extensions};
 
+pub use limits::DEFAULT_MAX_SESSIONS_PER_USER_IP;
+
 pub struct ImapService {
     hostname: String,
     store: Arc<dyn Store>,
     authenticator: Arc<Authenticator>,
+    user_sessions: Arc<limits::UserSessions>,
+    max_sessions_per_user_ip: usize,
 }
 
 impl ImapService {
@@ -45,7 +50,16 @@ impl ImapService {
             hostname: hostname.to_string(),
             store,
             authenticator,
+            user_sessions: Arc::default(),
+            max_sessions_per_user_ip: DEFAULT_MAX_SESSIONS_PER_USER_IP,
         }
+    }
+
+    /// How many sessions one account may have open from one address at a time (at
+    /// least 1); the next login gets `NO [LIMIT]`.
+    pub fn with_max_sessions_per_user_ip(mut self, limit: usize) -> Self {
+        self.max_sessions_per_user_ip = limit.max(1);
+        self
     }
 
     fn core_config(&self, conn: &Connection) -> CoreConfig {

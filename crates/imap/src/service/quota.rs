@@ -49,6 +49,22 @@ impl Session<'_> {
         }
     }
 
+    /// Tells the core what an APPEND may still upload (quota less usage), so one over it
+    /// gets `NO [OVERQUOTA]` before the `+` (SECURITY-TESTS IM-02).
+    pub(super) async fn refresh_append_allowance(&mut self) {
+        let Some(quota) = self.quota else {
+            self.core.set_append_allowance(None);
+            return;
+        };
+        match self.storage_used().await {
+            Ok(used) => self
+                .core
+                .set_append_allowance(Some(quota.saturating_sub(used))),
+            // Unknown: leave it to the check after the upload.
+            Err(_) => self.core.set_append_allowance(None),
+        }
+    }
+
     fn send_quota(&mut self, used: u64, limit: u64) {
         self.core.send(&Response::Quota {
             root: String::new(),

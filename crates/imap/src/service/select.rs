@@ -138,10 +138,13 @@ impl Session<'_> {
         } else {
             system_flags()
         };
+        // RFC 9051 §7.1: `\*` only while new keywords can still be created.
+        let room =
+            super::limits::keywords_in(&selected.messages).len() < super::limits::MAX_KEYWORDS;
         self.core.send(&ok(
             Code::PermanentFlags {
                 flags: permanent,
-                new_keywords: !selected.read_only,
+                new_keywords: !selected.read_only && room,
             },
             "Flags permitted",
         ));

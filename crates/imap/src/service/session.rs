@@ -41,6 +41,11 @@ pub(super) struct Session<'a> {
     /// IDLE is running (between `+ idling` and DONE).
     pub(super) idling: bool,
     structures: HashMap<BlobId, Arc<MessageStructure>>,
+    /// This session's place among the account's sessions from its address (taken at login).
+    pub(super) slot: Option<super::limits::SessionSlot>,
+    /// The account's quota as read at login; with one, the core learns after every
+    /// command how much an APPEND may still upload.
+    pub(super) quota: Option<u64>,
     /// Output taken from the core but not yet written.
     pending_output: Vec<u8>,
 }
@@ -79,6 +84,8 @@ impl<'a> Session<'a> {
             saved_search: None,
             idling: false,
             structures: HashMap::new(),
+            slot: None,
+            quota: None,
             pending_output: Vec::new(),
         }
     }
@@ -265,6 +272,9 @@ impl<'a> Session<'a> {
         let completion = self.dispatch(&tag, body).await?;
         if announce && self.selected.is_some() {
             self.announce(poll).await;
+        }
+        if self.quota.is_some() {
+            self.refresh_append_allowance().await;
         }
         Some(completion)
     }

@@ -50,6 +50,15 @@ impl Session<'_> {
             StoreMode::Add => FlagOp::Add,
             StoreMode::Remove => FlagOp::Remove,
         };
+        // SECURITY-TESTS IM-18: keywords per mailbox are bounded.
+        if op != FlagOp::Remove
+            && let Some(refusal) = super::limits::keyword_refusal(
+                &super::limits::keywords_in(&selected.messages),
+                &flags,
+            )
+        {
+            return refusal;
+        }
         let unchanged_since = request.unchanged_since.map(ModSeq);
         let changed = match self
             .service

@@ -6,11 +6,11 @@ use std::num::NonZeroU32;
 
 use sealpost_types::MailboxName;
 
-use super::{AppendMessage, CommandBody, ParseContext};
-use crate::core::datetime::parse_date_time;
-use crate::core::flags::parse_flag_list;
+use super::{AppendMessage, CommandBody, ParseContext, parse_head};
+use crate::core::datetime::{DateTime, parse_date_time};
+use crate::core::flags::{Flag, parse_flag_list};
 use crate::core::mutf7;
-use crate::core::parser::{Input, PResult, ParseError, bad};
+use crate::core::parser::{Input, PResult, ParseError, Part, bad};
 use crate::core::sequence::{SequenceSet, SetRules, parse_sequence_set};
 
 /// STATUS data items (RFC 9051 §6.3.11 and the extensions named).
@@ -112,7 +112,62 @@ pub(super) fn create_arg(input: &mut Input, ctx: &ParseContext) -> PResult<Mailb
     let text =
         decode_name(&raw, ctx.utf8_names).ok_or(ParseError::Cannot("invalid mailbox name"))?;
     let text = text.strip_suffix(MailboxName::SEPARATOR).unwrap_or(&text);
-    MailboxName::parse(text).map_err(|_| ParseError::Cannot("invalid mailbox name"))
+    let name = MailboxName::parse(text).map_err(|_| ParseError::Cannot("invalid mailbox name"))?;
+    // RFC 5198 §2 (NFC on the wire): no new name that merely looks like an existing one.
+    refuse_decomposed(name)
+}
+
+/// RENAME's new name: a mailbox argument that names a mailbox about to exist, so it gets
+/// CREATE's normalisation check.
+pub(super) fn new_name_arg(input: &mut Input, ctx: &ParseContext) -> PResult<MailboxName> {
+    refuse_decomposed(arg(input, ctx)?)
+}
+
+/// RFC 5198 §2 / RFC 6855 §3: names are exchanged in NFC. A new name in decomposed form would
+/// be a second mailbox that looks exactly like an existing one (`Cafe\u{301}` next to
+/// `Caf\u{e9}`), so it is refused with NO [CANNOT] (SECURITY-TESTS IM-10; mox refuses
+/// non-NFC names). Only names being created are checked: existing mailboxes stay reachable.
+fn refuse_decomposed(name: MailboxName) -> PResult<MailboxName> {
+    if is_decomposed(name.as_str()) {
+        return Err(ParseError::Cannot("mailbox name is not in Unicode NFC"));
+    }
+    Ok(name)
+}
+
+/// Whether `text` holds a sequence that NFC composes: a mark of the combining diacritics
+/// blocks or a kana voicing mark (each of which composes with the letters that have
+/// precomposed forms), or Hangul jamo that form a syllable (L+V, LV+T; the algorithmic
+/// composition of Unicode §3.12). Without the Unicode composition tables the marks are
+/// refused after any character, which also refuses the few NFC names that need one because
+/// no precomposed letter exists; that errs on the side of never having two look-alike
+/// mailboxes. Marks of other scripts (Indic nukta, Hebrew points) are left alone: their
+/// precomposed forms are composition exclusions, so NFC keeps them decomposed.
+fn is_decomposed(text: &str) -> bool {
+    let mut previous = None;
+    for c in text.chars() {
+        let mark = matches!(
+            c,
+            '\u{0300}'..='\u{036F}'
+                | '\u{1AB0}'..='\u{1AFF}'
+                | '\u{1DC0}'..='\u{1DFF}'
+                | '\u{20D0}'..='\u{20FF}'
+                | '\u{FE20}'..='\u{FE2F}'
+                | '\u{3099}'
+                | '\u{309A}'
+        );
+        let jamo = match (previous, c) {
+            (Some('\u{1100}'..='\u{1112}'), '\u{1161}'..='\u{1175}') => true,
+            (Some(syllable @ '\u{AC00}'..='\u{D7A3}'), '\u{11A8}'..='\u{11C2}') => {
+                (u32::from(syllable) - 0xAC00) % 28 == 0
+            }
+            _ => false,
+        };
+        if mark || jamo {
+            return true;
+        }
+        previous = Some(c);
+    }
+    false
 }
 
 /// ```text
@@ -235,17 +290,7 @@ pub(super) fn append(input: &mut Input, ctx: &ParseContext) -> PResult<CommandBo
     let mailbox = arg(input, ctx)?;
     let mut messages = Vec::new();
     loop {
-        input.sp()?;
-        let mut flags = Vec::new();
-        if input.peek() == Some(b'(') {
-            flags = parse_flag_list(input)?;
-            input.sp()?;
-        }
-        let mut date = None;
-        if input.peek() == Some(b'"') {
-            date = Some(parse_date_time(input)?);
-            input.sp()?;
-        }
+        let (flags, date) = message_head(input)?;
         let Some((data, binary)) = input.take_literal() else {
             return bad("APPEND needs the message as a literal");
         };
@@ -266,6 +311,59 @@ pub(super) fn append(input: &mut Input, ctx: &ParseContext) -> PResult<CommandBo
         }
     }
     Ok(CommandBody::Append { mailbox, messages })
+}
+
+/// `SP [flag-list SP] [date-time SP]`: what precedes an `append-data` literal.
+fn message_head(input: &mut Input) -> PResult<(Vec<Flag>, Option<DateTime>)> {
+    input.sp()?;
+    let mut flags = Vec::new();
+    if input.peek() == Some(b'(') {
+        flags = parse_flag_list(input)?;
+        input.sp()?;
+    }
+    let mut date = None;
+    if input.peek() == Some(b'"') {
+        date = Some(parse_date_time(input)?);
+        input.sp()?;
+    }
+    Ok((flags, date))
+}
+
+/// Checks an APPEND before the `+` for the synchronising literal announced at the end of
+/// its last line (`lines`: the command's line parts so far, tag first, announcements cut
+/// off; one literal between each two). RFC 9051 §2.2.1 lets the server answer with a
+/// tagged response instead of the continuation, so a message that would be refused for its
+/// mailbox name, flags or date is never uploaded (SECURITY-TESTS IM-18: `c APPEND INBOX
+/// ({2000 flags}) {2}` and an invalid date get NO/BAD without `+`). The errors are the ones
+/// [`append`] gives for the whole command. Nothing is checked when the literal is the
+/// mailbox name itself (`APPEND {5}`).
+pub(crate) fn check_append_prefix(lines: &[&[u8]], ctx: &ParseContext) -> PResult<()> {
+    let Some((first, later)) = lines.split_first() else {
+        return Ok(());
+    };
+    let mut input = Input::new(vec![Part::Line(first.to_vec())]);
+    if parse_head(&mut input).is_err() {
+        return Ok(()); // refused by the framer before this check
+    }
+    let mailbox_is_literal = input.peek() == Some(b' ') && input.peek_at(1).is_none();
+    let message_line = match later {
+        [] if mailbox_is_literal => return Ok(()),
+        [] => {
+            arg(&mut input, ctx)?;
+            input
+        }
+        [last] if mailbox_is_literal => Input::new(vec![Part::Line(last.to_vec())]),
+        // RFC 3502: a second message only with MULTIAPPEND.
+        _ if !ctx.multiappend => return bad("one message per APPEND"),
+        [.., last] => Input::new(vec![Part::Line(last.to_vec())]),
+    };
+    let mut input = message_line;
+    message_head(&mut input)?;
+    if input.at_end() {
+        Ok(())
+    } else {
+        bad("APPEND needs the message as a literal")
+    }
 }
 
 /// `getquota = "GETQUOTA" SP quota-root-name` (RFC 9208 §4.2); `quota-root-name = astring`.

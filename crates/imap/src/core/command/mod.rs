@@ -35,6 +35,7 @@ use super::sequence::SequenceSet;
 use super::state::SessionState;
 
 pub use list::{ListCommand, ListReturn, ListSelection};
+pub(crate) use mailbox::check_append_prefix;
 pub use mailbox::{QResync, StatusItem, decode_mailbox};
 
 /// A command tag: `1*<any ASTRING-CHAR except "+">`.
@@ -500,7 +501,7 @@ pub(crate) fn parse_args(
             let from = mailbox::arg(input, ctx)?;
             CommandBody::Rename {
                 from,
-                to: mailbox::arg(input, ctx)?,
+                to: mailbox::new_name_arg(input, ctx)?,
             }
         }
         C::Subscribe => CommandBody::Subscribe {

@@ -21,6 +21,8 @@ pub(super) enum Step {
     Timeout,
     /// The client closes the connection.
     Eof,
+    /// The service sets what the account may still store.
+    Allowance(Option<u64>),
 }
 
 pub(super) fn client(bytes: impl AsRef<[u8]>) -> Step {
@@ -119,6 +121,7 @@ pub(super) fn run(
             Step::Keepalive => core.idle_keepalive(),
             Step::Timeout => core.autologout(),
             Step::Eof => core.feed_eof(),
+            Step::Allowance(octets) => core.set_append_allowance(*octets),
         }
         output.extend(core.take_output());
     }

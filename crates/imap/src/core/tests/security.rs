@@ -2,6 +2,7 @@
 //! the core, each replayed at every chunk size.
 
 use super::harness::{PLAIN_ALICE, Step, client, imap_starttls, imaps, service, transcript};
+
 use crate::core::{CommandBody, CoreConfig, Event, Extensions, Limits};
 
 fn login() -> Step {
@@ -498,4 +499,133 @@ fn st08_starttls_twice_after_auth_or_with_arguments() {
     let t = transcript(&plaintext, &[login(), client("s STARTTLS\r\n")], &service);
     assert!(t.has_line("s BAD Command not allowed in this state"));
     assert!(!t.events.contains(&Event::StartTls));
+}
+
+#[test]
+fn au02_three_authentication_failures_close_the_session() {
+    let steps = [
+        client("a1 LOGIN alice wrong\r\n"),
+        client(format!("a2 AUTHENTICATE PLAIN {}\r\n", "AGFsaWNlAHdyb25n")),
+        client("a3 LOGIN alice wrong\r\na4 LOGIN alice correct-horse\r\n"),
+    ];
+    let t = transcript(&imaps(), &steps, &service);
+    for tag in ["a1", "a3"] {
+        assert!(
+            t.has_line(&format!("{tag} NO [AUTHENTICATIONFAILED] Login failed")),
+            "{}",
+            t.text()
+        );
+    }
+    assert!(t.has_line("a2 NO [AUTHENTICATIONFAILED] Authentication failed"));
+    assert!(t.has_line("* BYE Too many authentication failures") && t.closed);
+    // The 4th attempt, pipelined behind the 3rd, never reaches the authenticator.
+    assert_eq!(t.events.len(), 3, "{:?}", t.events);
+    assert!(!t.text().contains("a4"));
+    // Two failures, then the right password: the session goes on.
+    let steps = [
+        client("a1 LOGIN alice wrong\r\na2 LOGIN alice wrong\r\n"),
+        login(),
+        select(),
+        client("n NOOP\r\n"),
+    ];
+    let t = transcript(&imaps(), &steps, &service);
+    assert!(t.has_line("n OK completed") && !t.closed, "{}", t.text());
+}
+
+#[test]
+fn im18_append_arguments_refused_before_the_continuation() {
+    let flags = format!(
+        "c APPEND INBOX ({}) {{2}}\r\n",
+        "\\Flag ".repeat(2000).trim_end()
+    );
+    let steps = [
+        login(),
+        client("b APPEND INBOX (\\Seen \\Recent) {2}\r\n"),
+        client(flags),
+        client("d APPEND INBOX \"31-Dec-9999 23:59:59 +9999\" {2}\r\n"),
+        client("e APPEND \"../x\" {2}\r\n"),
+        client("f APPEND INBOX (\\Seen) {2}\r\n"),
+        client("hi\r\n"),
+    ];
+    let t = transcript(&patient(), &steps, &service);
+    assert!(t.has_line("b BAD \\Recent cannot be set"), "{}", t.text());
+    assert!(t.has_line("c BAD unknown system flag"));
+    assert!(t.has_line("d BAD invalid date-time"));
+    assert!(t.has_line("e NO [CANNOT] invalid mailbox name"));
+    // Only the valid APPEND was invited to send its message, and reached the service.
+    assert_eq!(t.continuations(), 1, "{}", t.text());
+    assert!(t.has_line("f OK APPEND of 1 message(s) completed"));
+    assert_eq!(t.commands().len(), 2);
+    // Non-synchronising: the octets are read, then the command is refused as a whole.
+    let t = transcript(
+        &patient(),
+        &[
+            login(),
+            client("g APPEND INBOX (\\Recent) {2+}\r\nhi\r\nn NOOP\r\n"),
+        ],
+        &service,
+    );
+    assert!(t.has_line("g BAD \\Recent cannot be set") && t.has_line("n OK completed"));
+    assert!(!t.closed);
+    // A literal mailbox name gets its `+`; the message after it is checked in turn.
+    let t = transcript(
+        &patient(),
+        &[
+            login(),
+            client("h APPEND {5}\r\n"),
+            client("INBOX (\\Recent) {2}\r\n"),
+        ],
+        &service,
+    );
+    assert_eq!(t.continuations(), 1, "{}", t.text());
+    assert!(t.has_line("h BAD \\Recent cannot be set"));
+}
+
+#[test]
+fn im02_append_over_the_quota_gets_no_continuation() {
+    let x = |n: usize| "x".repeat(n);
+    let steps = [
+        login(),
+        Step::Allowance(Some(100)),
+        client("a APPEND INBOX {101}\r\n"),
+        client("b APPEND INBOX {100}\r\n"),
+        client(x(100) + "\r\n"),
+        // RFC 3502: the messages of one APPEND count together.
+        client("c APPEND INBOX {60}\r\n"),
+        client(x(60) + " {41}\r\n"),
+        // A non-synchronising literal is on its way: read, and left to the service.
+        client(format!("d APPEND INBOX {{101+}}\r\n{}\r\n", x(101))),
+        Step::Allowance(None),
+        client("e APPEND INBOX {101}\r\n"),
+        client(x(101) + "\r\n"),
+    ];
+    let t = transcript(&patient(), &steps, &service);
+    assert!(
+        t.has_line("a NO [OVERQUOTA] Quota exceeded"),
+        "{}",
+        t.text()
+    );
+    assert!(
+        t.has_line("b OK APPEND of 1 message(s) completed"),
+        "{}",
+        t.text()
+    );
+    assert!(
+        t.has_line("c NO [OVERQUOTA] Quota exceeded"),
+        "{}",
+        t.text()
+    );
+    assert!(
+        t.has_line("d OK APPEND of 1 message(s) completed"),
+        "{}",
+        t.text()
+    );
+    assert!(
+        t.has_line("e OK APPEND of 1 message(s) completed"),
+        "{}",
+        t.text()
+    );
+    // b, c's first message and e were invited; a and c's second were not.
+    assert_eq!(t.continuations(), 3, "{}", t.text());
+    assert!(!t.closed);
 }

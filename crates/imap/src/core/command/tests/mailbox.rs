@@ -365,3 +365,109 @@ fn mailbox_names_per_revision() {
         Err(ParseError::Cannot("invalid mailbox name"))
     );
 }
+
+#[test]
+fn decomposed_new_names_are_refused() {
+    // SECURITY-TESTS IM-10: `Cafe` + U+0301 would be a second mailbox looking like `Café`.
+    let utf8 = ParseContext {
+        utf8_names: true,
+        ..context()
+    };
+    let nfc_only = Err(ParseError::Cannot("mailbox name is not in Unicode NFC"));
+    for wire in [
+        "c CREATE \"Cafe\u{301}\"",
+        "c CREATE \"Cafe\u{301}/\"",
+        "r RENAME x \"Cafe\u{301}\"",
+        // Hangul: U+1100 U+1161 composes to U+AC00; U+AC00 U+11A8 to U+AC01.
+        "h CREATE \"\u{1100}\u{1161}\"",
+        "h CREATE \"\u{ac00}\u{11a8}\"",
+        // Kana: U+304B U+3099 composes to U+304C.
+        "k CREATE \"\u{304b}\u{3099}\"",
+    ] {
+        assert_eq!(parse_with(wire, &utf8).map(|c| c.body), nfc_only, "{wire}");
+    }
+    // The same names in modified UTF-7 (IMAP4rev1): the check runs after decoding.
+    assert_eq!(
+        parse_with("c CREATE \"Cafe&AwE-\"", &context()).map(|c| c.body),
+        nfc_only
+    );
+    // NFC names, and existing mailboxes with any name, are fine.
+    for wire in [
+        "c CREATE \"Caf\u{e9}\"",
+        "c CREATE \"\u{ac01}\u{1100}\"",
+        "c CREATE \"\u{915}\u{93c}\"", // Devanagari nukta: NFC keeps it (composition exclusion)
+        "s SELECT \"Cafe\u{301}\"",
+        "r RENAME \"Cafe\u{301}\" Cafe",
+    ] {
+        assert!(parse_with(wire, &utf8).is_ok(), "{wire}");
+    }
+}
+
+#[test]
+fn append_prefix_checked_before_the_literal() {
+    // SECURITY-TESTS IM-18: what precedes the message literal is checked before `+`.
+    let check = |lines: &[&str], ctx: &ParseContext| {
+        let lines: Vec<&[u8]> = lines.iter().map(|line| line.as_bytes()).collect();
+        check_append_prefix(&lines, ctx)
+    };
+    let ctx = context();
+    for ok in [
+        &["a APPEND INBOX "][..],
+        &["a APPEND INBOX (\\Seen) "],
+        &["a APPEND INBOX (\\Seen) \"05-Nov-2024 10:00:00 +0100\" "],
+        &["a APPEND \"Sent Items\" \"05-Nov-2024 10:00:00 +0100\" "],
+        // The literal is the mailbox name: nothing to check yet; then the message.
+        &["a APPEND "],
+        &["a APPEND ", " (\\Seen) "],
+        // MULTIAPPEND: the second message's flags and date.
+        &["a APPEND INBOX ", " (\\Draft) "],
+    ] {
+        assert_eq!(check(ok, &ctx), Ok(()), "{ok:?}");
+    }
+    let flags = format!("c APPEND INBOX ({}) ", "\\Flag ".repeat(2000).trim_end());
+    let keywords = format!("c APPEND INBOX ({}) ", "kw ".repeat(101).trim_end());
+    for (lines, error) in [
+        (
+            vec!["b APPEND INBOX (\\Seen \\Recent) "],
+            ParseError::Bad("\\Recent cannot be set"),
+        ),
+        (vec![flags.as_str()], ParseError::Bad("unknown system flag")),
+        (vec![keywords.as_str()], ParseError::Limit("too many flags")),
+        (
+            vec!["d APPEND INBOX \"31-Dec-9999 23:59:59 +9999\" "],
+            ParseError::Bad("invalid date-time"),
+        ),
+        (
+            vec!["e APPEND \"../x\" "],
+            ParseError::Cannot("invalid mailbox name"),
+        ),
+        (
+            vec!["f APPEND INBOX (\\Seen)"],
+            ParseError::Bad("expected a space"),
+        ),
+        (
+            vec!["g APPEND INBOX junk "],
+            ParseError::Bad("APPEND needs the message as a literal"),
+        ),
+        (
+            vec!["h APPEND ", " (\\Recent) "],
+            ParseError::Bad("\\Recent cannot be set"),
+        ),
+        (
+            vec!["i APPEND INBOX ", " \"bad date\" "],
+            ParseError::Bad("invalid date"),
+        ),
+    ] {
+        assert_eq!(check(&lines, &ctx), Err(error), "{lines:?}");
+    }
+    // Without MULTIAPPEND a second message is refused before its literal too.
+    let single = ParseContext {
+        multiappend: false,
+        ..context()
+    };
+    assert_eq!(
+        check(&["a APPEND INBOX ", " "], &single),
+        Err(ParseError::Bad("one message per APPEND"))
+    );
+    assert_eq!(check(&["a APPEND ", " "], &single), Ok(()));
+}
