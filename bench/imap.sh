@@ -11,9 +11,10 @@
 #   bench/imap.sh                         # all three, 20 conns, 20 s each, 1000 idle conns
 #   MODES="mix session" CONNS=32 PROCS=2 DURATION=30 bench/imap.sh
 #   MODES=idle IDLE_CONNS=10000 PEER=0 bench/imap.sh    # 10,000 IDLE sessions, sealpost only
-#   CLIENT=rust bench/imap.sh             # session mode timed with bench/loadgen's pop3-rate
-#                                         # --protocol imap (same session, a client cheap
-#                                         # enough not to be the bottleneck); built here
+#   CLIENT=rust bench/imap.sh             # mix and session timed with bench/loadgen's pop3-rate
+#                                         # --protocol imap (the same mix and session as
+#                                         # imap_load.py, with a client cheap enough not to be
+#                                         # the bottleneck); built here
 # Results: one JSON line per server and mode on stdout (mix/session with the server's CPU
 # time per operation), also appended to $WORK/imap.jsonl.
 set -euo pipefail
@@ -50,20 +51,29 @@ measure() {
             # Prefill once per server (before the first timed mode).
             [ "$mode" = "${MODES%% *}" ] && prefill=$PREFILL
             cpu0=$(python3 "$PEERS_BENCH/cpu_snap.py" "$pid")
-            if [ "$mode" = session ] && [ "$CLIENT" = rust ]; then
+            if [ "$CLIENT" = rust ]; then
                 [ "$prefill" = 0 ] || load "$label-prefill" "$port" mix --prefill "$prefill" --duration 0.1 \
                     >/dev/null 2>&1 || status=1
-                # Untimed: every user logs in once (sealpost verifies argon2id hashes and
-                # then keeps the verdict; the peers' Dovecot stores {PLAIN} passwords).
-                "$LOADGEN_BIN" --protocol imap --host 127.0.0.1 --port "$port" --user "user{n}@$BENCH_DOMAIN" \
-                    --pass "$BENCH_PASS" --users "$USERS" --conns "$USERS" --duration 1 \
-                    --servername "$BENCH_HOSTNAME" --label warm-up >/dev/null 2>&1 || status=1
+                if [ "$mode" = session ]; then
+                    # Untimed: every user logs in once (sealpost verifies argon2id hashes and
+                    # then keeps the verdict; the peers' Dovecot stores {PLAIN} passwords).
+                    "$LOADGEN_BIN" --protocol imap --host 127.0.0.1 --port "$port" --user "user{n}@$BENCH_DOMAIN" \
+                        --pass "$BENCH_PASS" --users "$USERS" --conns "$USERS" --duration 1 \
+                        --servername "$BENCH_HOSTNAME" --label warm-up >/dev/null 2>&1 || status=1
+                fi
                 cpu0=$(python3 "$PEERS_BENCH/cpu_snap.py" "$pid")
-                "$LOADGEN_BIN" --protocol imap --host 127.0.0.1 --port "$port" --user "user{n}@$BENCH_DOMAIN" \
-                    --pass "$BENCH_PASS" --users "$USERS" --conns "$CONNS" --duration "$DURATION" \
-                    --servername "$BENCH_HOSTNAME" --label "$label-$mode" \
+                "$LOADGEN_BIN" --protocol imap --mode "$mode" --host 127.0.0.1 --port "$port" \
+                    --user "user{n}@$BENCH_DOMAIN" --pass "$BENCH_PASS" --users "$USERS" --conns "$CONNS" \
+                    --duration "$DURATION" --servername "$BENCH_HOSTNAME" --label "$label-$mode" \
                     >"$WORK/$label-$mode.json" 2>"$WORK/$label-$mode.out" || status=1
             else
+                if [ "$mode" = session ]; then
+                    # Untimed: every user logs in once (see above).
+                    load "$label-warm-up" "$port" session --prefill "$prefill" --conns "$USERS" --duration 2 \
+                        >/dev/null 2>&1 || status=1
+                    prefill=0
+                fi
+                cpu0=$(python3 "$PEERS_BENCH/cpu_snap.py" "$pid")
                 load "$label-$mode" "$port" "$mode" --prefill "$prefill" --json "$WORK/$label-$mode.json" \
                     >"$WORK/$label-$mode.out" 2>&1 || status=1
             fi

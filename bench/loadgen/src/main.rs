@@ -5,7 +5,11 @@
 //! ClientConnection each time) -> +OK greeting -> USER/PASS (or pipelined) -> STAT -> RETR 1
 //! (read to "\r\n.\r\n") -> QUIT -> close. With --protocol imap, one session is what
 //! /work/shared/bench/peers/imap_load.py --mode session does: connect -> TLS -> greeting ->
-//! LOGIN -> SELECT INBOX -> LOGOUT -> close. --conns workers loop for --duration seconds; worker
+//! LOGIN -> SELECT INBOX -> LOGOUT -> close. With --protocol imap --mode mix, each of --conns
+//! connections logs in once, SELECTs INBOX and loops over imap_load.py's mix (same weights and
+//! commands: UID FETCH meta 30, UID FETCH BODY.PEEK[] 20, UID STORE +/-FLAGS.SILENT 15, UID
+//! SEARCH 15, NOOP 10, UID FETCH range 10), one command in flight per connection; it prints
+//! operations instead of sessions. --conns workers loop for --duration seconds; worker
 //! w owns users w+1, w+1+W, ... (--user may contain "{n}"), so no two sessions of one maildrop
 //! overlap. Prints one JSON line like bench/pop3_rate.py.
 use std::sync::Arc;
@@ -56,6 +60,7 @@ struct Args {
     servername: String,
     pipeline: bool,
     imap: bool,
+    mix: bool,
 }
 
 fn parse_args() -> Args {
@@ -71,6 +76,7 @@ fn parse_args() -> Args {
         servername: "mail.bench.test".into(),
         pipeline: false,
         imap: false,
+        mix: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -89,6 +95,11 @@ fn parse_args() -> Args {
             "--duration" => a.duration = v.parse().unwrap_or_else(|_| die(&format!("bad value for {k}: {v}"))),
             "--label" => a.label = v.clone(),
             "--servername" => a.servername = v.clone(),
+            "--mode" => match v.as_str() {
+                "session" => a.mix = false,
+                "mix" => a.mix = true,
+                _ => die("--mode is session or mix"),
+            },
             "--protocol" => match v.as_str() {
                 "pop3" => a.imap = false,
                 "imap" => a.imap = true,
@@ -96,7 +107,7 @@ fn parse_args() -> Args {
             },
             _ => die(&format!(
                 "unknown option {k}; options: --host --port --user --pass --users --conns \
-                 --duration --label --servername --protocol pop3|imap --pipeline"
+                 --duration --label --servername --protocol pop3|imap --mode session|mix --pipeline"
             )),
         }
     }
@@ -146,6 +157,120 @@ async fn tagged<S: AsyncReadExt + Unpin>(s: &mut S, buf: &mut Vec<u8>, tag: &[u8
         }
         fill(s, buf).await?;
     }
+}
+
+/// Reads one response line, with the octets of any literal it announces (`{n}` at its end).
+async fn imap_line<S: AsyncReadExt + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> Result<Vec<u8>, String> {
+    let mut line = Vec::new();
+    loop {
+        let Some(i) = buf.iter().position(|&b| b == b'\n') else {
+            fill(s, buf).await?;
+            continue;
+        };
+        let part: Vec<u8> = buf.drain(..=i).collect();
+        line.extend_from_slice(&part);
+        let literal = part
+            .strip_suffix(b"}\r\n")
+            .and_then(|p| p.iter().rposition(|&b| b == b'{').map(|o| &p[o + 1..]))
+            .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok());
+        let Some(mut n) = literal else {
+            return Ok(line);
+        };
+        while n > 0 {
+            if buf.is_empty() {
+                fill(s, buf).await?;
+            }
+            let take = n.min(buf.len());
+            buf.drain(..take);
+            n -= take;
+        }
+    }
+}
+
+/// Sends one command and reads to its tagged completion, which must be OK; returns the
+/// untagged lines.
+async fn imap_cmd<S: AsyncReadExt + AsyncWriteExt + Unpin>(
+    s: &mut S, buf: &mut Vec<u8>, tag: &str, command: &str,
+) -> Result<Vec<Vec<u8>>, String> {
+    s.write_all(format!("{tag} {command}\r\n").as_bytes()).await.map_err(|e| format!("write: {e}"))?;
+    let mut untagged = Vec::new();
+    loop {
+        let line = imap_line(s, buf).await?;
+        if line.starts_with(tag.as_bytes()) && line.get(tag.len()) == Some(&b' ') {
+            if line[tag.len() + 1..].starts_with(b"OK") {
+                return Ok(untagged);
+            }
+            return Err(format!("{command}: {}", String::from_utf8_lossy(&line[..line.len().min(120)])));
+        }
+        untagged.push(line);
+    }
+}
+
+/// xorshift64*: a seeded, dependency-free generator for the command mix.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// imap_load.py's MIX: (name, weight).
+const MIX: [(&str, usize); 6] = [
+    ("FETCH_META", 30), ("FETCH_BODY", 20), ("STORE", 15), ("SEARCH", 15), ("NOOP", 10), ("FETCH_RANGE", 10),
+];
+
+/// One mix connection until `stop`: returns the latency of each operation finished in time.
+async fn imap_mix(a: &Args, tls: &TlsConnector, user: &str, seed: u64, stop: Instant) -> Result<Vec<f64>, String> {
+    let tcp = TcpStream::connect((a.host.as_str(), a.port)).await.map_err(|e| format!("connect: {e}"))?;
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    let name = ServerName::try_from(a.servername.clone()).map_err(|e| e.to_string())?;
+    let mut s = tls.connect(name, tcp).await.map_err(|e| format!("tls: {e}"))?;
+    let mut buf = Vec::with_capacity(65536);
+    imap_line(&mut s, &mut buf).await?;
+    imap_cmd(&mut s, &mut buf, "l", &format!("LOGIN \"{user}\" \"{}\"", a.pass)).await?;
+    imap_cmd(&mut s, &mut buf, "s", "SELECT INBOX").await?;
+    let uids: Vec<u64> = imap_cmd(&mut s, &mut buf, "u", "UID SEARCH ALL").await?
+        .iter()
+        .filter(|l| l.starts_with(b"* SEARCH"))
+        .flat_map(|l| String::from_utf8_lossy(l).split_whitespace().skip(2).filter_map(|x| x.parse().ok()).collect::<Vec<u64>>())
+        .collect();
+    if uids.is_empty() {
+        return Err(format!("{user}: empty mailbox (prefill first)"));
+    }
+    let names: Vec<&str> = MIX.iter().flat_map(|(n, w)| std::iter::repeat(*n).take(*w)).collect();
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut lat = Vec::new();
+    let mut n = 0u64;
+    while Instant::now() < stop {
+        let op = names[rng.below(names.len())];
+        let u = uids[rng.below(uids.len())];
+        let command = match op {
+            "FETCH_META" => format!("UID FETCH {u} (UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)"),
+            "FETCH_BODY" => format!("UID FETCH {u} (BODY.PEEK[])"),
+            "FETCH_RANGE" => {
+                let lo = uids[rng.below(uids.len())];
+                format!("UID FETCH {lo}:{} (UID FLAGS)", lo + 20)
+            }
+            "STORE" => format!("UID STORE {u} {}FLAGS.SILENT (\\Flagged)", if rng.below(2) == 0 { "+" } else { "-" }),
+            "SEARCH" => ["UID SEARCH FLAGGED", "UID SEARCH UNSEEN", "UID SEARCH SUBJECT \"prefill 1\""][rng.below(3)].to_string(),
+            _ => "NOOP".to_string(),
+        };
+        n += 1;
+        let t = Instant::now();
+        imap_cmd(&mut s, &mut buf, &format!("m{n}"), &command).await?;
+        if Instant::now() <= stop {
+            lat.push(t.elapsed().as_secs_f64());
+        }
+    }
+    let _ = imap_cmd(&mut s, &mut buf, "z", "LOGOUT").await;
+    Ok(lat)
 }
 
 async fn imap_session(a: &Args, tls: &TlsConnector, user: &str) -> Result<(), String> {
@@ -271,6 +396,17 @@ async fn main() {
     let mut tasks = Vec::new();
     for w in 0..a.conns {
         let (a, tls) = (a.clone(), tls.clone());
+        if a.imap && a.mix {
+            // imap_load.py's user choice: connection w is user (w mod users) + 1.
+            tasks.push(tokio::spawn(async move {
+                let user = a.user.replace("{n}", &((w % a.users) + 1).to_string());
+                match imap_mix(&a, &tls, &user, w as u64 + 1, stop).await {
+                    Ok(lat) => (lat, Vec::new()),
+                    Err(e) => (Vec::new(), vec![e]),
+                }
+            }));
+            continue;
+        }
         tasks.push(tokio::spawn(async move {
             let users: Vec<String> = (w + 1..=a.users).step_by(a.conns)
                 .map(|n| a.user.replace("{n}", &n.to_string())).collect();
@@ -305,7 +441,17 @@ async fn main() {
     } else {
         "null".into()
     };
-    let cpu_ms = if n > 0 { format!("{:.2}", cpu * 1e3 / n as f64) } else { "null".into() };
+    let cpu_ms = if n > 0 { format!("{:.3}", cpu * 1e3 / n as f64) } else { "null".into() };
+    if a.imap && a.mix {
+        println!(
+            "{{\"label\": \"{}\", \"client\": \"rust\", \"protocol\": \"imap\", \"mode\": \"mix\", \"host\": \"{}\", \
+             \"port\": {}, \"conns\": {}, \"duration_s\": {}, \"ops\": {}, \"ops_per_s\": {:.1}, \"errors\": {}, \
+             \"error_samples\": [{}], \"client_cpu_ms_per_op\": {}, \"lat_ms\": {}}}",
+            esc(&a.label), esc(&a.host), a.port, a.conns, a.duration, n, n as f64 / a.duration, errs.len(),
+            samples.join(", "), cpu_ms, lat_ms
+        );
+        std::process::exit(if n > 0 && errs.is_empty() { 0 } else { 1 });
+    }
     println!(
         "{{\"label\": \"{}\", \"client\": \"rust\", \"protocol\": \"{}\", \"host\": \"{}\", \"port\": {}, \"auth\": \"user\", \
          \"pipeline\": {}, \"resume\": false, \"users\": {}, \"conns\": {}, \"duration_s\": {}, \
