@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use sealpost_store::{FlagOp, MessageMeta, StoreError};
 use sealpost_types::{ModSeq, Uid};
@@ -238,30 +239,17 @@ impl Session<'_> {
         let dialect = self.dialect();
         let mut missing = false;
         for (seq, meta) in &targets {
-            let raw = if wants_raw {
-                match self.service.store.read_blob(&meta.blob).await {
-                    Ok(raw) => Some(raw),
-                    Err(StoreError::NotFound(_)) => {
-                        // Expunged by another session since our snapshot.
-                        missing = true;
-                        continue;
-                    }
-                    Err(error) => return store_failure(&error),
+            let (raw, structure) = match self
+                .load_message(meta.blob, wants_raw, wants_structure)
+                .await
+            {
+                Ok(loaded) => loaded,
+                Err(StoreError::NotFound(_)) => {
+                    // Expunged by another session since our snapshot.
+                    missing = true;
+                    continue;
                 }
-            } else {
-                None
-            };
-            let structure = if wants_structure {
-                match self.structure(meta.blob, raw.as_deref()).await {
-                    Ok(structure) => Some(structure),
-                    Err(StoreError::NotFound(_)) => {
-                        missing = true;
-                        continue;
-                    }
-                    Err(error) => return store_failure(&error),
-                }
-            } else {
-                None
+                Err(error) => return store_failure(&error),
             };
             let asked = if seen_now.contains(&meta.uid) {
                 &with_flags
@@ -286,6 +274,26 @@ impl Session<'_> {
             return Completion::no("Some messages were expunged").with_code(Code::ExpungeIssued);
         }
         Completion::ok("FETCH completed")
+    }
+
+    /// What one message's FETCH data needs: its bytes, its MIME structure, either or both.
+    async fn load_message(
+        &mut self,
+        blob: sealpost_types::BlobId,
+        wants_raw: bool,
+        wants_structure: bool,
+    ) -> Result<(Option<Vec<u8>>, Option<Arc<MessageStructure>>), StoreError> {
+        let raw = if wants_raw {
+            Some(self.service.store.read_blob(&blob).await?)
+        } else {
+            None
+        };
+        let structure = if wants_structure {
+            Some(self.structure(blob, raw.as_deref()).await?)
+        } else {
+            None
+        };
+        Ok((raw, structure))
     }
 
     /// Sets \Seen on the targets that lack it; updates the snapshot and the targets;

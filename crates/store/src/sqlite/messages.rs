@@ -442,38 +442,34 @@ pub(crate) fn move_some(
     to: MailboxId,
 ) -> StoreResult<(Vec<(Uid, Uid)>, AccountId)> {
     let mut source = Counters::load(conn, from)?;
-    if from == to {
-        // RFC 6851 §3.3 does not forbid it: each message gets a new UID at the end, the
-        // old one is expunged. One set of counters serves both roles.
-        let mut pairs = Vec::new();
-        for uid in sorted(uids) {
-            if message(conn, from, uid)?.is_none() {
-                continue;
-            }
-            let new_uid = source.next_uid()?;
-            let new_modseq = source.next_modseq();
-            move_row(conn, from, uid, to, new_uid, new_modseq)?;
-            log_expunge(conn, &mut source, uid)?;
-            pairs.push((uid, new_uid));
-        }
-        source.save(conn)?;
-        return Ok((pairs, source.account));
-    }
-    let mut target = Counters::load(conn, to)?;
+    // RFC 6851 §3.3 does not forbid a move into the same mailbox: each message gets a new
+    // UID at the end and the old one is expunged; one set of counters serves both roles.
+    let mut target = if from == to {
+        None
+    } else {
+        Some(Counters::load(conn, to)?)
+    };
     let mut pairs = Vec::new();
     for uid in sorted(uids) {
         if message(conn, from, uid)?.is_none() {
             continue;
         }
-        let new_uid = target.next_uid()?;
-        let new_modseq = target.next_modseq();
+        let counters = match target.as_mut() {
+            Some(target) => target,
+            None => &mut source,
+        };
+        let new_uid = counters.next_uid()?;
+        let new_modseq = counters.next_modseq();
         move_row(conn, from, uid, to, new_uid, new_modseq)?;
         log_expunge(conn, &mut source, uid)?;
         pairs.push((uid, new_uid));
     }
     source.save(conn)?;
-    target.save(conn)?;
-    Ok((pairs, target.account))
+    if let Some(target) = &target {
+        target.save(conn)?;
+    }
+    let account = target.map_or(source.account, |t| t.account);
+    Ok((pairs, account))
 }
 
 fn move_row(
