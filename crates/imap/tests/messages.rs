@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::fixture;
+use common::{ImapSessions, TaggedCommands, fixture};
 
 const MSG: &[u8] = concat!(
     "From: Alice <alice@test.example>\r\n",

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{PASSWORD, fixture};
+use common::{ImapSessions, PASSWORD, TaggedCommands, fixture};
 
 const ONE: &[u8] = concat!(
     "From: Alice <alice@test.example>\r\n",

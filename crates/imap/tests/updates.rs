@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::fixture;
+use common::{ImapSessions, TaggedCommands, fixture};
 
 const MSG: &[u8] = b"Subject: x\r\n\r\nbody\r\n";
 const MSG2: &[u8] = b"Subject: y\r\n\r\nother body\r\n";

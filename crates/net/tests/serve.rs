@@ -6,8 +6,8 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::certs::{Issued, KeyKind, TestCa, trusting_client, write_pair};
-use common::{Client, Server, alert_of, read_to_close, tls_connect};
+use common::certs::{Issued, KeyKind, TestCa, write_pair};
+use common::{Client, Server, alert_of, read_to_close, tls_connect, trusting_client};
 use rustls::AlertDescription;
 use rustls::version::{TLS12, TLS13};
 use sealpost_net::{CertPaths, CertStore, Limits, ListenerSpec, NetError, ServiceKind, bind};

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{PASSWORD, fixture, unstuff};
+use common::{MultiLine, PASSWORD, Pop3Sessions, fixture, unstuff};
 use sealpost_store::FlagOp;
 use sealpost_types::Uid;
 

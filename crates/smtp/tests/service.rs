@@ -7,9 +7,9 @@ use std::sync::Arc;
 use sealpost_net::{CancellationToken, Connection, Handler, ServiceKind};
 use sealpost_smtp::service::{SmtpLimits, SmtpService};
 use sealpost_store::authenticate::Authenticator;
-use sealpost_store::sqlite::SqliteStore;
 use sealpost_store::{Directory, Store};
-use sealpost_types::{Address, AliasSource, Domain, SpecialUse};
+use sealpost_testkit::store::{fixture_store, inbox_messages};
+use sealpost_types::{Address, AliasSource};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 
 struct Fixture {
@@ -20,18 +20,7 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
-    store
-        .add_domain(&Domain::parse("test.example").unwrap(), Vec::new())
-        .await
-        .unwrap();
-    let hash = sealpost_sasl::hash_password("secret").unwrap();
-    for user in ["alice@test.example", "bob@test.example"] {
-        store
-            .add_account(&Address::parse(user).unwrap(), &hash)
-            .await
-            .unwrap();
-    }
+    let store = fixture_store(dir.path(), "secret").await;
     store
         .add_alias(
             &AliasSource::parse("team@test.example").unwrap(),
@@ -104,24 +93,6 @@ fn start(service: &Arc<SmtpService>, kind: ServiceKind) -> Client {
     }
 }
 
-async fn inbox_messages(store: &Arc<dyn Store>, user: &str) -> Vec<Vec<u8>> {
-    let account = store
-        .account(&Address::parse(user).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let inbox = store
-        .mailbox_by_special_use(account.id, SpecialUse::Inbox)
-        .await
-        .unwrap()
-        .unwrap();
-    let mut out = Vec::new();
-    for meta in store.messages(inbox.id).await.unwrap() {
-        out.push(store.read_blob(&meta.blob).await.unwrap());
-    }
-    out
-}
-
 #[tokio::test]
 async fn inbound_delivery_adds_trace_headers_and_shares_one_blob() {
     let fx = fixture().await;
@@ -143,8 +114,8 @@ async fn inbound_delivery_adds_trace_headers_and_shares_one_blob() {
     assert!(client.reply().await[0].starts_with("250 2.0.0"));
     assert!(client.command("QUIT").await[0].starts_with("221"));
 
-    let alice = inbox_messages(&fx.store, "alice@test.example").await;
-    let bob = inbox_messages(&fx.store, "bob@test.example").await;
+    let alice = inbox_messages(&*fx.store, "alice@test.example").await;
+    let bob = inbox_messages(&*fx.store, "bob@test.example").await;
     assert_eq!(alice.len(), 1);
     assert_eq!(alice, bob, "one blob for all local recipients");
     let text = String::from_utf8(alice[0].clone()).unwrap();
@@ -170,7 +141,7 @@ async fn single_recipient_gets_delivered_to_and_subaddress_resolves() {
     client.command("DATA").await;
     client.send(b"Subject: tagged\r\n\r\nx\r\n.\r\n").await;
     assert!(client.reply().await[0].starts_with("250"));
-    let alice = inbox_messages(&fx.store, "alice@test.example").await;
+    let alice = inbox_messages(&*fx.store, "alice@test.example").await;
     let text = String::from_utf8(alice[0].clone()).unwrap();
     assert!(
         text.starts_with("Return-Path: <>\r\nDelivered-To: alice+news@test.example\r\n"),

@@ -1,5 +1,6 @@
-//! Test certificates and TLS clients, shared by the unit tests (`src/lib.rs` includes this
-//! file) and the integration tests. Depends only on dev-dependencies, never on the crate.
+//! Test certificates and TLS clients that trust them, shared by the unit tests (`src/lib.rs`
+//! includes this file) and the integration tests. Depends only on dev-dependencies, never on
+//! the crate (nor on `sealpost-testkit`, which does).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -8,10 +9,9 @@ use std::sync::Arc;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SignatureAlgorithm,
 };
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
 
 /// The three key types the server must load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,18 +114,6 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-/// A TLS 1.3 client that accepts any certificate (to look at what the server sends).
-pub fn trusting_client(send_sni: bool) -> Arc<ClientConfig> {
-    let mut config = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider())))
-        .with_no_client_auth();
-    config.enable_sni = send_sni;
-    Arc::new(config)
-}
-
 /// Writes `issued` as `<stem>.crt` / `<stem>.key` in `dir`.
 pub fn write_pair(dir: &Path, stem: &str, issued: &Issued) -> (PathBuf, PathBuf) {
     let cert = dir.join(format!("{stem}.crt"));
@@ -137,52 +125,4 @@ pub fn write_pair(dir: &Path, stem: &str, issued: &Issued) -> (PathBuf, PathBuf)
 
 pub fn server_name(name: &str) -> ServerName<'static> {
     ServerName::try_from(name.to_owned()).unwrap()
-}
-
-#[derive(Debug)]
-struct AcceptAny(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }

@@ -131,6 +131,14 @@ impl Server {
     }
 }
 
+/// A client that accepts any certificate (to look at what the server sends); `send_sni`
+/// says whether it names the server in its hello.
+pub fn trusting_client(send_sni: bool) -> Arc<ClientConfig> {
+    let mut config = sealpost_testkit::tls_client();
+    config.enable_sni = send_sni;
+    Arc::new(config)
+}
+
 pub async fn tls_connect(
     addr: SocketAddr,
     config: Arc<ClientConfig>,
