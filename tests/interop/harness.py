@@ -24,11 +24,21 @@ DEFAULT_SERVICES = ("smtp", "submissions", "imaps", "pop3s")
 IMPLICIT_TLS = ("submissions", "imaps", "pop3s")
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A port that was free a moment ago (bind to port 0, close, reuse the number)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port that was free a moment ago (bind to port 0, close, reuse the number), never one
+    handed out before in this test run: the kernel may offer a just-closed number again, and
+    two listeners of one instance (or of two instances) must not get the same one."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no fresh free port in 100 tries")
 
 
 def port_is_free(port: int) -> bool:

@@ -1,15 +1,18 @@
 """Shared set-up of the IMAP interop tests (no tests here): a server with the smtp, imap,
 imaps and pop3s listeners, a fresh account per test, delivery over port 25, imaplib
-sessions, and a raw IMAP client that sends exactly the bytes it is given and reads whole
-responses (literals included), with a small parser for FETCH data (RFC 9051 §4, §9)."""
+sessions, and a raw IMAP client with a small parser for FETCH data (RFC 9051 §4, §9).
+
+`ImapConn.send` writes its bytes with one `sendall` on a TCP_NODELAY socket (one segment on
+loopback, SECURITY-TESTS §0); `response(tag)` reads untagged lines, continuation requests and
+the tagged completion, reading the octets of every `{n}` literal the server sends; nothing is
+parsed beyond that, so tests assert on the bytes the server wrote.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
-import itertools
 import re
-import signal
-import socket
 import ssl
 import time
 import uuid
@@ -17,263 +20,157 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from harness import HOSTNAME, Instance, assert_ok
-from maildb import MailDb, Stored
-from mailserver import configure, provision
-from smtpclient import Smtp
+from mailserver import Running, serving, start_server
+from rawconn import IO_TIMEOUT, RawConn
 from tlsclient import client_context
 
 IMAP_SERVICES = ("smtp", "imap", "imaps", "pop3s")
-IO_TIMEOUT = 10
-_users = itertools.count(1)
+LITERAL_AT_END = re.compile(rb"\{(\d+)\}\r?\n$")
 
 
 # --- a raw IMAP client --------------------------------------------------------------------------
+
+
+class ImapClosed(AssertionError):
+    """The server closed the connection while a response was expected."""
 
 
 class Literal(bytes):
     """A command part sent as a synchronising literal: `{n}` CRLF, wait for `+`, the octets."""
 
 
-class NonSyncLiteral(bytes):
-    """A command part sent as a LITERAL+ non-synchronising literal `{n+}` (RFC 7888)."""
-
-
 @dataclass
 class Response:
-    """The answer to one command: the untagged responses before it and the tagged line."""
+    """The lines of one command's response: untagged data and `+` lines, then the tagged line."""
 
-    tag: str
-    tagged: bytes  # the tagged status line, CRLF stripped
-    untagged: list[bytes]  # each untagged/continuation response, literals inlined, CRLF stripped
-    transcript: str = ""
+    lines: list[bytes]  # every line before the tagged one, CRLF stripped, literals inlined
+    tagged: str  # the tagged completion, CRLF stripped ("" if the server closed first)
 
     @property
     def status(self) -> str:
-        parts = self.tagged.split(b" ", 2)
-        return parts[1].decode().upper() if len(parts) > 1 else ""
+        parts = self.tagged.split(" ", 2)
+        return parts[1] if len(parts) > 1 else ""
+
+    def untagged(self, word: str | None = None) -> list[bytes]:
+        """`* ...` lines, optionally only those whose first word after `* ` (or after the
+        number of `* n WORD`) is `word`."""
+        found = [line for line in self.lines if line.startswith(b"* ")]
+        if word is None:
+            return found
+        word_b = word.encode().upper()
+        out = []
+        for line in found:
+            parts = line.split(b" ", 3)
+            if parts[1].upper() == word_b or (len(parts) > 2 and parts[1].isdigit() and parts[2].upper() == word_b):
+                out.append(line)
+        return out
 
     @property
-    def ok(self) -> bool:
-        return self.status == "OK"
-
-    @property
-    def text(self) -> str:
-        return self.tagged.decode("utf-8", "replace")
+    def continuations(self) -> list[bytes]:
+        return [line for line in self.lines if line.startswith(b"+")]
 
     def code(self) -> str | None:
         """The response code of the tagged line, e.g. "APPENDUID 12 3" (RFC 9051 §7.1)."""
-        m = re.match(rb"\S+ \S+ \[([^\]]*)\]", self.tagged)
-        return m[1].decode() if m else None
-
-    def lines(self, keyword: str | None = None) -> list[bytes]:
-        """Untagged responses (without "* "), optionally those whose first data word after an
-        optional number is `keyword` (e.g. "FETCH", "EXISTS", "LIST")."""
-        out = []
-        for line in self.untagged:
-            if not line.startswith(b"* "):
-                continue
-            body = line[2:]
-            if keyword is None:
-                out.append(body)
-                continue
-            words = body.split(b" ", 2)
-            first = words[1] if words[0].isdigit() and len(words) > 1 else words[0]
-            if first.upper() == keyword.upper().encode():
-                out.append(body)
-        return out
+        m = re.match(r"\S+ \S+ \[([^\]]*)\]", self.tagged)
+        return m[1] if m else None
 
     def fetches(self) -> dict[int, dict]:
         """`* n FETCH (...)` data by message number; items merged if a number repeats."""
         out: dict[int, dict] = {}
-        for line in self.lines("FETCH"):
-            num, items = parse_fetch(line)
+        for line in self.untagged("FETCH"):
+            num, items = parse_fetch(line[2:])
             out.setdefault(num, {}).update(items)
         return out
 
-    def __str__(self) -> str:
-        return self.transcript
 
+class ImapConn(RawConn):
+    """One IMAP session over a plain or implicit-TLS socket, byte-exact (rawconn.RawConn),
+    reading responses with their literals."""
 
-class ImapConn:
-    """One IMAP session over a plain or implicit-TLS socket, byte-exact, with a transcript."""
+    transcript_limit = 300
 
-    def __init__(self, port: int, tls: bool = True, timeout: float = IO_TIMEOUT,
-                 ctx: ssl.SSLContext | None = None, read_greeting: bool = True,
-                 tag_prefix: str = "A"):
-        self.timeout = timeout
-        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock: socket.socket = raw
-        self.buf = b""
-        self.eof = False
-        self.transcript: list[str] = []
-        self.tags = (f"{tag_prefix}{n:03d}" for n in itertools.count(1))
-        if tls:
-            self.sock = (ctx or client_context()).wrap_socket(raw, server_hostname=HOSTNAME)
-        self.greeting = self.read_response() if read_greeting else b""
-
-    # --- transport -----------------------------------------------------------------------------
-
-    def send(self, data: bytes) -> None:
-        self.transcript.append("C: " + _show(data))
-        self.sock.sendall(data)
-
-    def _fill(self, timeout: float) -> bool:
-        if self.eof:
-            return False
-        self.sock.settimeout(max(timeout, 0.001))
-        try:
-            chunk = self.sock.recv(65536)
-        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
-            chunk = b""
-        if not chunk:
-            self.eof = True
-            self.transcript.append("-- closed by the server")
-            return False
-        self.buf += chunk
-        return True
-
-    def _read_line(self, deadline: float) -> bytes:
-        while b"\r\n" not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"no complete line in time; have {self.buf[:300]!r}\n{self.log()}")
-            try:
-                if not self._fill(left):
-                    raise ConnectionError(f"closed by the server; have {self.buf[:300]!r}\n{self.log()}")
-            except (socket.timeout, TimeoutError):
-                continue
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line + b"\r\n"
-
-    def _read_exact(self, n: int, deadline: float) -> bytes:
-        while len(self.buf) < n:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"literal of {n} octets not complete in time\n{self.log()}")
-            try:
-                if not self._fill(left):
-                    raise ConnectionError(f"closed inside a literal\n{self.log()}")
-            except (socket.timeout, TimeoutError):
-                continue
-        data, self.buf = self.buf[:n], self.buf[n:]
+    def take(self, count: int) -> bytes:
+        """Exactly `count` octets (fewer only if the server closes)."""
+        while len(self.buf) < count:
+            if not self._fill():
+                break
+        data, self.buf = self.buf[:count], self.buf[count:]
+        self.transcript.append(b"S: {" + str(len(data)).encode() + b" octets}\n")
         return data
 
-    def read_response(self, timeout: float | None = None) -> bytes:
-        """One whole response line with its literals inlined, CRLF stripped."""
-        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+    def full_line(self) -> bytes:
+        """The next response line without CRLF, with every literal it announces inlined as
+        `{n}\\r\\n` + octets (so the line reads like the bytes on the wire); b"" once the
+        server has closed."""
         out = b""
         while True:
-            line = self._read_line(deadline)
-            out += line
-            m = re.search(rb"~?\{(\d+)\}\r\n$", line)
+            line = self.raw_line()
+            if not line:
+                if not out:
+                    return b""
+                raise ImapClosed(f"closed inside a literal after {out[-200:]!r}\n{self.log()}")
+            m = LITERAL_AT_END.search(line)
             if not m:
-                break
-            out += self._read_exact(int(m[1]), deadline)
-        self.transcript.append("S: " + _show(out))
-        return out[:-2]
+                return out + line.rstrip(b"\r\n")
+            out += line + self.take(int(m.group(1)))
 
-    def pending(self, wait: float = 0.5) -> list[bytes]:
-        """The responses that arrive within `wait` seconds (none expected to be partial)."""
-        out = []
-        deadline = time.monotonic() + wait
+    # --- commands --------------------------------------------------------------------------------
+
+    def response(self, tag: str, stop_at_continuation: bool = False) -> Response:
+        """Lines until the one tagged `tag` (or a `+` when `stop_at_continuation`)."""
+        lines: list[bytes] = []
+        prefix = tag.encode() + b" "
         while True:
-            if b"\r\n" in self.buf:
-                out.append(self.read_response())
-                continue
-            left = deadline - time.monotonic()
-            if left <= 0 or self.eof:
-                return out
-            try:
-                self._fill(left)
-            except (socket.timeout, TimeoutError):
-                return out
+            line = self.full_line()
+            if not line:
+                return Response(lines, "")
+            if line.startswith(prefix):
+                return Response(lines, line.decode("utf-8", "replace"))
+            lines.append(line)
+            if stop_at_continuation and line.startswith(b"+"):
+                return Response(lines, "")
 
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self) -> ImapConn:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def log(self) -> str:
-        return "transcript:\n  " + "\n  ".join(self.transcript[-80:])
-
-    # --- commands ------------------------------------------------------------------------------
-
-    def command(self, *parts: str | bytes, tag: str | None = None, timeout: float | None = None) -> Response:
-        """Send a command (tag added) made of `parts`; `Literal` parts go as synchronising
-        literals (waiting for the `+`), `NonSyncLiteral` as `{n+}`. Returns the Response
-        once the tagged line arrived. A refused literal (tagged answer instead of `+`)
-        ends the command early."""
-        tag = tag or next(self.tags)
+    def cmd(self, tag: str, *parts: str | bytes) -> Response:
+        """Sends `tag` and `parts` (joined, CRLF appended; one sendall unless a part is a
+        `Literal`) and reads the response. A `Literal` part is announced as `{n}` and its octets
+        follow the server's `+`; a refusal instead of the `+` ends the command there."""
         pending = tag.encode() + b" "
-        untagged: list[bytes] = []
-        deadline_timeout = timeout if timeout is not None else self.timeout
+        lines: list[bytes] = []
         for part in parts:
             data = part.encode() if isinstance(part, str) else bytes(part)
-            if isinstance(part, Literal):
-                self.send(pending + f"{{{len(data)}}}\r\n".encode())
-                pending = b""
-                while True:
-                    resp = self.read_response(deadline_timeout)
-                    if resp.startswith(b"+"):
-                        break
-                    if resp.startswith(tag.encode() + b" "):
-                        return Response(tag, resp, untagged, self.log())
-                    untagged.append(resp)
-                pending = data
-            elif isinstance(part, NonSyncLiteral):
-                pending += f"{{{len(data)}+}}\r\n".encode() + data
-            else:
+            if not isinstance(part, Literal):
                 pending += data
+                continue
+            self.send(pending + b"{%d}\r\n" % len(data))
+            reply = self.response(tag, stop_at_continuation=True)
+            lines += reply.lines
+            if reply.tagged or not reply.lines or not reply.lines[-1].startswith(b"+"):
+                return Response(lines, reply.tagged)
+            pending = data
         self.send(pending + b"\r\n")
-        return self.finish(tag, untagged, deadline_timeout)
+        reply = self.response(tag)
+        return Response(lines + reply.lines, reply.tagged)
 
-    def finish(self, tag: str, untagged: list[bytes] | None = None, timeout: float | None = None) -> Response:
-        """Read responses until the tagged line of `tag`."""
-        untagged = untagged if untagged is not None else []
-        while True:
-            resp = self.read_response(timeout)
-            if resp.startswith(tag.encode() + b" "):
-                return Response(tag, resp, untagged, self.log())
-            untagged.append(resp)
-
-    def ok(self, *parts: str | bytes, timeout: float | None = None) -> Response:
-        """`command`, asserting a tagged OK."""
-        resp = self.command(*parts, timeout=timeout)
-        assert resp.ok, f"{parts!r} -> {resp.tagged!r}\n{self.log()}"
-        return resp
-
-    def starttls(self, ctx: ssl.SSLContext | None = None) -> Response:
-        resp = self.ok("STARTTLS")
-        assert not self.buf, f"bytes after the OK to STARTTLS: {self.buf!r}"
-        self.sock = (ctx or client_context()).wrap_socket(self.sock, server_hostname=HOSTNAME)
-        self.transcript.append(f"-- TLS {self.sock.version()}")
-        return resp
+    def ok(self, tag: str, *parts: str | bytes) -> Response:
+        """`cmd`, asserting a tagged OK."""
+        reply = self.cmd(tag, *parts)
+        assert reply.status == "OK", f"{tag} {parts!r} -> {reply.tagged!r}\n{self.log()}"
+        return reply
 
     def login(self, user: str, password: str) -> Response:
-        return self.ok("LOGIN ", quote(user), " ", quote(password))
+        return self.ok("L", "LOGIN ", quote(user), " ", quote(password))
 
-    def select(self, mailbox: str = "INBOX", *params: str) -> Response:
-        extra = f" ({' '.join(params)})" if params else ""
-        return self.ok("SELECT ", quote(mailbox), extra)
+    def starttls(self, ctx: ssl.SSLContext | None = None) -> Response:
+        """STARTTLS, its OK with no bytes after it, then the handshake."""
+        reply = self.ok("T", "STARTTLS")
+        assert not self.buf, f"bytes after the OK to STARTTLS: {self.buf!r}\n{self.log()}"
+        self.wrap(ctx)
+        return reply
 
 
 def quote(text: str) -> str:
     """An IMAP quoted string (RFC 9051 §4.3)."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _show(data: bytes) -> str:
-    text = repr(data)[2:-1]
-    return text if len(text) <= 600 else text[:400] + f"...({len(data)} bytes)..." + text[-120:]
 
 
 # --- parsing responses -------------------------------------------------------------------------
@@ -364,46 +261,29 @@ def capabilities(line: bytes) -> set[str]:
 # --- the server --------------------------------------------------------------------------------
 
 
-class ImapServer:
-    """A running `sealpost serve` with smtp, imap, imaps and pop3s listeners."""
+class ImapServer(Running):
+    """A running `sealpost serve` with the smtp, imap (143), imaps (993) and pop3s listeners."""
 
-    def __init__(self, instance: Instance, server):
-        self.instance = instance
-        self.server = server
-        self.ports = instance.ports
-        self.db = MailDb(instance.folder / "data" / "sealpost.db")
+    user_prefix = "imap"
+    marker_header = "X-Imap-Test"
 
-    def new_user(self) -> tuple[str, str]:
-        """A fresh account (and its password), so tests never share mailboxes."""
-        address = f"imap{next(_users)}-{uuid.uuid4().hex[:6]}@test.example"
-        password = f"pw-{uuid.uuid4().hex}"
-        assert_ok(self.instance.run("user", "add", address, "--password-stdin", input=password + "\n"))
-        return address, password
+    def imaps(self, **kwargs) -> ImapConn:
+        return ImapConn(self.ports["imaps"], tls=True, **kwargs)
 
-    def deliver(self, rcpt: str, message: bytes) -> Stored:
-        """Sends `message` (CRLF lines) over port 25; returns the copy stored in rcpt's INBOX
-        (trace headers prepended)."""
-        marker = uuid.uuid4().hex
-        message = f"X-Imap-Test: {marker}\r\n".encode() + message
-        with Smtp(self.ports["smtp"]) as smtp:
-            smtp.ehlo("client.test")
-            reply = smtp.send_mail("sender@ext.test", [rcpt], message)
-            assert reply.code == 250, f"{reply}\n{smtp.log()}"
-            smtp.quit()
-        stored = self.db.wait_for(marker)
-        assert len(stored) == 1 and stored[0].address == rcpt, stored
-        return stored[0]
+    def imap(self, **kwargs) -> ImapConn:
+        """Port 143, plaintext (STARTTLS not yet done)."""
+        return ImapConn(self.ports["imap"], tls=False, **kwargs)
 
-    def raw(self, tls: bool = True, **kwargs) -> ImapConn:
-        """A raw session on imaps (tls) or imap (plain, STARTTLS not yet done)."""
-        return ImapConn(self.ports["imaps" if tls else "imap"], tls=tls, **kwargs)
-
-    def login(self, user: str, password: str, select: str | None = None, **kwargs) -> ImapConn:
+    def login(self, user: str, password: str, select: str | None = "INBOX", **kwargs) -> ImapConn:
         """A raw imaps session, logged in (and with `select` selected)."""
-        conn = self.raw(**kwargs)
-        conn.login(user, password)
-        if select is not None:
-            conn.select(select)
+        conn = self.imaps(**kwargs)
+        try:
+            conn.login(user, password)
+            if select is not None:
+                conn.ok("S", "SELECT ", quote(select))
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def imaplib_ssl(self, ca=None) -> imaplib.IMAP4_SSL:
@@ -416,35 +296,47 @@ class ImapServer:
         client.starttls(ssl_context=client_context())
         return client
 
+    def mailbox_names(self, user: str) -> list[str]:
+        rows = self.db._query(
+            "SELECT mb.name FROM mailboxes mb JOIN accounts a ON a.id = mb.account_id "
+            "WHERE a.address = ? ORDER BY mb.name", (user,))
+        return [row[0] for row in rows]
+
+    @contextlib.contextmanager
+    def mem_bound(self, mib: int):
+        """MEM(mib) (SECURITY-TESTS §0): the server's peak resident memory during the block
+        exceeds its resident memory before it by less than `mib` MiB. The peak is reset first
+        (`echo 5 > /proc/PID/clear_refs`) so earlier peaks cannot hide growth."""
+        try:
+            with open(f"/proc/{self.server.pid}/clear_refs", "w") as refs:
+                refs.write("5")
+            before = self.status_kib("VmRSS")
+        except OSError:
+            before = self.status_kib("VmHWM")
+        yield
+        grown = self.status_kib("VmHWM") - before
+        assert grown < mib * 1024, f"MEM({mib}): peak resident memory grew by {grown / 1024:.1f} MiB"
+
     def assert_alive(self) -> None:
+        """ALIVE (SECURITY-TESTS §0): the process runs and a fresh connection from 127.0.0.9
+        gets the greeting and a NOOP answer within 2 s."""
         assert self.server.alive(), f"server died:\n{self.log()[-4000:]}"
-
-    def log(self) -> str:
-        return self.server.log()
-
-
-def start_imap_server(binary, folder, certs, limits: dict | None = None) -> ImapServer:
-    instance = Instance(binary, folder, certs, services=IMAP_SERVICES)
-    configure(instance, None, limits)
-    provision(instance)
-    return ImapServer(instance, instance.serve())
+        started = time.monotonic()
+        with self.imaps(source="127.0.0.9", timeout=2) as conn:
+            assert conn.greeting.startswith("* OK "), conn.greeting
+            assert conn.cmd("alive", "NOOP").tagged.startswith("alive OK"), conn.log()
+        assert time.monotonic() - started < 2, "ALIVE took 2 s or more"
 
 
-def stop_imap_server(imap: ImapServer) -> str | None:
-    if not imap.server.alive():
-        return f"server was not running at teardown:\n{imap.log()[-4000:]}"
-    code = imap.server.stop(signal.SIGTERM)
-    return None if code == 0 else f"SIGTERM -> exit {code}:\n{imap.log()[-4000:]}"
+def start_imap_server(binary, folder, certs, limits: dict | None = None,
+                      log_level: str | None = None) -> ImapServer:
+    return start_server(ImapServer, binary, folder, certs, IMAP_SERVICES, limits, log_level)
 
 
 @pytest.fixture(scope="module")
 def imap(sealpost_bin, certs, tmp_path_factory) -> ImapServer:
     """One IMAP server per test module; each test makes its own accounts."""
-    server = start_imap_server(sealpost_bin, tmp_path_factory.mktemp("imap"), certs)
-    yield server
-    problem = stop_imap_server(server)
-    if problem:
-        pytest.fail(problem)
+    yield from serving(start_imap_server(sealpost_bin, tmp_path_factory.mktemp("imap"), certs))
 
 
 # --- imaplib helpers ---------------------------------------------------------------------------
@@ -538,7 +430,7 @@ class Appended:
 def append(conn: ImapConn, mailbox: str, data: bytes, flags: str = "", date: str | None = None) -> Appended:
     """APPEND over a raw session; returns the APPENDUID (RFC 4315 §3)."""
     opts = (f" ({flags})" if flags else "") + (f' "{date}"' if date else "")
-    resp = conn.ok("APPEND ", quote(mailbox), opts, " ", Literal(data))
+    resp = conn.ok("ap", "APPEND ", quote(mailbox), opts, " ", Literal(data))
     m = re.fullmatch(r"APPENDUID (\d+) (\d+)", resp.code() or "")
     assert m, f"no APPENDUID in {resp.tagged!r}"
     return Appended(int(m[2]), int(m[1]), data)

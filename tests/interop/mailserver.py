@@ -1,12 +1,20 @@
-"""A sealpost server set up for the SMTP tests: listeners, domains, users, aliases, store access."""
+"""A sealpost server set up for the SMTP tests: listeners, domains, users, aliases, store access;
+and what the POP3 and IMAP servers share with it (`Running`, `start_server`, `stop_server`,
+`serving`)."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import signal
+import uuid
+from collections.abc import Iterator
+from typing import TypeVar
+
+import pytest
 
 from harness import REPO, HOSTNAME, Instance, Server, assert_ok, free_port
-from maildb import MailDb
+from maildb import MailDb, Stored
 from smtpclient import Smtp
 
 DOMAIN = "test.example"
@@ -27,6 +35,7 @@ ALIASES = {
     f"@{SECOND}": [ALICE],  # catch-all of the second domain
 }
 SMTP_SERVICES = ("smtp", "submission", "submissions")
+_users = itertools.count(1)
 
 
 def readme_config_table(key: str) -> str | None:
@@ -45,17 +54,98 @@ def readme_config_table(key: str) -> str | None:
     return None
 
 
-class MailServer:
+class Running:
+    """A running `sealpost serve`: its instance, ports, store and log; fresh accounts and
+    delivery over port 25 for the tests that read mail back (POP3, IMAP)."""
+
+    user_prefix = "user"  # of the addresses new_user makes
+    marker_header = "X-Test-Marker"  # what deliver prepends to find the stored copy
+
+    def __init__(self, instance: Instance, server: Server):
+        self.instance = instance
+        self.server = server
+        self.ports = instance.ports
+        self.db = MailDb(instance.folder / "data" / "sealpost.db")
+
+    def new_user(self) -> tuple[str, str]:
+        """A fresh account (and its password), so tests never share mailboxes."""
+        address = f"{self.user_prefix}{next(_users)}-{uuid.uuid4().hex[:6]}@{DOMAIN}"
+        password = f"pw-{uuid.uuid4().hex}"
+        assert_ok(self.instance.run("user", "add", address, "--password-stdin", input=password + "\n"))
+        return address, password
+
+    def deliver(self, rcpt: str, message: bytes) -> Stored:
+        """Sends `message` (CRLF lines) over port 25; returns the copy stored in rcpt's INBOX
+        (trace headers prepended)."""
+        marker = uuid.uuid4().hex
+        message = f"{self.marker_header}: {marker}\r\n".encode() + message
+        with Smtp(self.ports["smtp"]) as smtp:
+            smtp.ehlo("client.test")
+            reply = smtp.send_mail("sender@ext.test", [rcpt], message)
+            assert reply.code == 250, f"{reply}\n{smtp.log()}"
+            smtp.quit()
+        stored = self.db.wait_for(marker)
+        assert len(stored) == 1 and stored[0].address == rcpt, stored
+        assert stored[0].data.endswith(message)
+        return stored[0]
+
+    def status_kib(self, field: str) -> int:
+        """A field of /proc/<pid>/status in KiB (VmHWM: peak resident memory; VmRSS: now)."""
+        with open(f"/proc/{self.server.pid}/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        raise AssertionError(f"no {field} in /proc/{self.server.pid}/status")
+
+    def vm_hwm_kib(self) -> int:
+        """The server's peak resident memory so far (VmHWM, KiB)."""
+        return self.status_kib("VmHWM")
+
+    def log(self) -> str:
+        return self.server.log()
+
+
+R = TypeVar("R", bound=Running)
+
+
+def start_server(cls: type[R], binary, folder, certs, services: tuple[str, ...], limits: dict | None = None,
+                 log_level: str | None = None) -> R:
+    """A provisioned server with these listeners and `[limits]` (and log level), as `cls`."""
+    instance = Instance(binary, folder, certs, services=services)
+    if log_level:
+        instance.config.log = {"level": log_level}
+    configure(instance, None, limits)
+    provision(instance)
+    return cls(instance, instance.serve())
+
+
+def stop_server(running: Running) -> str | None:
+    """SIGTERM; returns a problem description, or None when it exited 0."""
+    if not running.server.alive():
+        return f"server was not running at teardown (exit {running.server.proc.returncode}):\n{running.log()[-4000:]}"
+    code = running.server.stop(signal.SIGTERM)
+    if code != 0:
+        return f"SIGTERM -> exit {code} (expected 0):\n{running.log()[-4000:]}"
+    return None
+
+
+def serving(running: R) -> Iterator[R]:
+    """The body of a fixture: `yield from serving(start_...(...))` yields the server and, at
+    teardown, stops it, failing the test if it was not running or did not exit 0."""
+    yield running
+    problem = stop_server(running)
+    if problem:
+        pytest.fail(problem)
+
+
+class MailServer(Running):
     """A running `sealpost serve` with the SMTP listeners, provisioned for the tests."""
 
     hostname = HOSTNAME
 
     def __init__(self, instance: Instance, server: Server, settings: dict[str, int]):
-        self.instance = instance
-        self.server = server
-        self.ports = instance.ports
+        super().__init__(instance, server)
         self.settings = settings  # the [smtp]/[limits] values configured (key -> value)
-        self.db = MailDb(instance.folder / "data" / "sealpost.db")
 
     def connect(self, service: str = "smtp", **kwargs) -> Smtp:
         """A new session, greeting read (TLS first on submissions)."""
@@ -92,9 +182,6 @@ class MailServer:
         with self.connect("smtp", timeout=5) as conn:
             assert conn.greeting.code == 220, conn.log()
             assert conn.cmd("NOOP").code == 250, conn.log()
-
-    def log(self) -> str:
-        return self.server.log()
 
 
 def provision(instance: Instance) -> None:
@@ -140,11 +227,4 @@ def start_mail_server(binary, folder, certs, smtp=None, limits=None) -> MailServ
     return MailServer(instance, instance.serve(), settings)
 
 
-def stop_mail_server(mail: MailServer) -> str | None:
-    """SIGTERM; returns a problem description, or None when it exited 0."""
-    if not mail.server.alive():
-        return f"server was not running at teardown (exit {mail.server.proc.returncode}):\n{mail.log()[-4000:]}"
-    code = mail.server.stop(signal.SIGTERM)
-    if code != 0:
-        return f"SIGTERM -> exit {code} (expected 0):\n{mail.log()[-4000:]}"
-    return None
+stop_mail_server = stop_server  # the name the SMTP fixtures use

@@ -17,9 +17,9 @@ import uuid
 from dataclasses import dataclass, field
 
 from harness import HOSTNAME
+from rawconn import IO_TIMEOUT, SocketClient, connect
 from tlsclient import client_context
 
-IO_TIMEOUT = 10
 # RFC 3463: class.subject.detail, sent after the basic code (RFC 2034 §4).
 ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
 REPLY_LINE = re.compile(rb"(\d{3})([ -]?)(.*?)\r?\n", re.S)
@@ -77,7 +77,7 @@ def ehlo_keywords(reply: Reply) -> dict[str, list[str]]:
 
 
 @dataclass
-class Smtp:
+class Smtp(SocketClient):
     """One SMTP session over a plain or implicit-TLS socket."""
 
     port: int
@@ -95,17 +95,12 @@ class Smtp:
         self.eof = False
         self.caps: dict[str, list[str]] = {}
         self.greeting: Reply | None = None
-        raw = socket.create_connection(
-            ("127.0.0.1", self.port), timeout=self.timeout,
-            source_address=(self.source, 0) if self.source else None,
-        )
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock: socket.socket = raw
+        self.sock = connect(self.port, self.timeout, self.source)
         if self.tls:
             try:
                 self._wrap(self.ctx or client_context())
             except BaseException:
-                raw.close()
+                self.close()
                 raise
         if self.read_greeting:
             self.greeting = self.reply()
@@ -202,18 +197,6 @@ class Smtp:
         while not self.eof and time.monotonic() < deadline:
             data += self.pending(min(0.2, max(0.01, deadline - time.monotonic())))
         return self.eof, data
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self) -> Smtp:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def log(self) -> str:
         return "transcript:\n  " + "\n  ".join(self.transcript[-60:])

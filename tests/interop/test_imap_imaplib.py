@@ -899,7 +899,7 @@ def test_rfc822_size_is_exact(imap, connect):
         b"Subject: large\r\n\r\n" + b"0123456789abcdef" * 20_000 + b"\r\n",
     ]
     # imaplib's append() turns bare LF into CRLF: the raw client sends the octets as they are.
-    with imap.login(user, password) as raw:
+    with imap.login(user, password, select=None) as raw:
         for data in odd:
             append(raw, "INBOX", data)
     ok(client.select("INBOX"))
@@ -1061,25 +1061,25 @@ def test_sessions_see_each_other_at_allowed_moments(imap, connect):
     b = imap.login(user, password, select="INBOX")
     ok(a.store("1", "+FLAGS.SILENT", "(\\Deleted)"))
     ok(a.expunge())
-    resp = b.ok("FETCH 1:* (FLAGS)")
-    assert not resp.lines("EXPUNGE"), f"EXPUNGE during FETCH: {resp.untagged!r}"
-    resp = b.ok("STORE 3 +FLAGS (\\Answered)")
-    assert not resp.lines("EXPUNGE"), f"EXPUNGE during STORE: {resp.untagged!r}"
+    resp = b.ok("f", "FETCH 1:* (FLAGS)")
+    assert not resp.untagged("EXPUNGE"), f"EXPUNGE during FETCH: {resp.lines!r}"
+    resp = b.ok("s", "STORE 3 +FLAGS (\\Answered)")
+    assert not resp.untagged("EXPUNGE"), f"EXPUNGE during STORE: {resp.lines!r}"
     fetched = resp.fetches()
-    assert 3 in fetched and "\\Answered" in flags_of(fetched[3]["FLAGS"]), resp.untagged
-    resp = b.ok("SEARCH ALL")
-    assert not resp.lines("EXPUNGE") and resp.lines("SEARCH") == [b"SEARCH 1 2 3"], resp.untagged
-    resp = b.ok("NOOP")
-    assert resp.lines("EXPUNGE") == [b"1 EXPUNGE"], resp.untagged
+    assert 3 in fetched and "\\Answered" in flags_of(fetched[3]["FLAGS"]), resp.lines
+    resp = b.ok("r", "SEARCH ALL")
+    assert not resp.untagged("EXPUNGE") and resp.untagged("SEARCH") == [b"* SEARCH 1 2 3"], resp.lines
+    resp = b.ok("n1", "NOOP")
+    assert resp.untagged("EXPUNGE") == [b"* 1 EXPUNGE"], resp.lines
     clear(a)
     ok(a.store("1", "+FLAGS", "(\\Flagged)"))
-    resp = b.ok("NOOP")
+    resp = b.ok("n2", "NOOP")
     fetched = resp.fetches()
-    assert 1 in fetched and "\\Flagged" in flags_of(fetched[1]["FLAGS"]), resp.untagged
+    assert 1 in fetched and "\\Flagged" in flags_of(fetched[1]["FLAGS"]), resp.lines
     imap.deliver(user, simple_message("arrives"))
-    resp = b.ok("NOOP")
-    assert resp.lines("EXISTS") == [b"3 EXISTS"], resp.untagged
-    resp = b.ok("UID FETCH 1:* (FLAGS)")
+    resp = b.ok("n3", "NOOP")
+    assert resp.untagged("EXISTS") == [b"* 3 EXISTS"], resp.lines
+    resp = b.ok("u", "UID FETCH 1:* (FLAGS)")
     assert len(resp.fetches()) == 3
     b.close()
 

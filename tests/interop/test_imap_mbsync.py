@@ -102,11 +102,11 @@ Sync All
     def remote(self, mailbox: str = "INBOX") -> dict[str, tuple[int, set[str], bytes]]:
         """{Subject: (UID, flags, BODY[])} on the server, read over a fresh imaps session."""
         out = {}
-        with self.imap.login(self.user, self.password) as conn:
-            exists = conn.ok("EXAMINE ", quote(mailbox)).lines("EXISTS")
-            if int(exists[-1].split()[0]) == 0:
+        with self.imap.login(self.user, self.password, select=None) as conn:
+            exists = conn.ok("e", "EXAMINE ", quote(mailbox)).untagged("EXISTS")
+            if int(exists[-1].split()[1]) == 0:
                 return out
-            for items in conn.ok("FETCH 1:* (UID FLAGS BODY.PEEK[])").fetches().values():
+            for items in conn.ok("f", "FETCH 1:* (UID FLAGS BODY.PEEK[])").fetches().values():
                 m = re.search(rb"^Subject: (.*)\r$", items["BODY[]"], re.M)
                 out[m[1].decode()] = (int(items["UID"]), {str(f) for f in items["FLAGS"]}, items["BODY[]"])
         return out
@@ -137,9 +137,9 @@ def test_server_to_local(imap, tmp_path):
     user, password = imap.new_user()
     copies = [imap.deliver(user, simple_message(f"down {n}", f"Body {n}.\r\n".encode())) for n in range(3)]
     with imap.login(user, password, select="INBOX") as conn:
-        conn.ok("STORE 1 +FLAGS (\\Seen)")
-        conn.ok("STORE 2 +FLAGS (\\Flagged \\Seen)")
-        conn.ok("CREATE Work/Plans")
+        conn.ok("s1", "STORE 1 +FLAGS (\\Seen)")
+        conn.ok("s2", "STORE 2 +FLAGS (\\Flagged \\Seen)")
+        conn.ok("c", "CREATE Work/Plans")
         append(conn, "Work/Plans", simple_message("plan"), "\\Seen")
     sync = Sync(imap, tmp_path, user, password)
     sync.run()
@@ -197,14 +197,14 @@ def test_server_changes_reach_local(imap, tmp_path):
         imap.deliver(user, simple_message(f"srv {n}"))
     sync = Sync(imap, tmp_path, user, password)
     with imap.login(user, password, select="INBOX") as conn:
-        conn.ok("STORE 3 +FLAGS (\\Seen)")
+        conn.ok("s3", "STORE 3 +FLAGS (\\Seen)")
     sync.run()
     assert set(sync.local()) == {"srv 0", "srv 1", "srv 2"}
     with imap.login(user, password, select="INBOX") as conn:
-        conn.ok("STORE 1 +FLAGS (\\Deleted)")
-        conn.ok("EXPUNGE")
-        conn.ok("STORE 1 +FLAGS (\\Flagged \\Answered)")  # srv 1
-        conn.ok("STORE 2 -FLAGS (\\Seen)")  # srv 2
+        conn.ok("s1", "STORE 1 +FLAGS (\\Deleted)")
+        conn.ok("x", "EXPUNGE")
+        conn.ok("s2", "STORE 1 +FLAGS (\\Flagged \\Answered)")  # srv 1
+        conn.ok("s3", "STORE 2 -FLAGS (\\Seen)")  # srv 2
     imap.deliver(user, simple_message("srv 3"))
     sync.run()
     local = sync.local()

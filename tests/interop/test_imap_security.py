@@ -29,7 +29,8 @@ from pathlib import Path
 import pytest
 
 from harness import HOSTNAME, REPO
-from imap_raw import ImapConn, ImapServer, start_imap_server, stop_imap_server
+from imap_support import ImapConn, ImapServer, imap, simple_message, start_imap_server  # noqa: F401  (imap: fixture)
+from mailserver import serving
 from smtpclient import Smtp, next_source
 from tlsclient import S_CLIENT_FLAGS, client_context, s_client
 
@@ -37,31 +38,17 @@ from tlsclient import S_CLIENT_FLAGS, client_context, s_client
 
 
 @pytest.fixture(scope="module")
-def imap(sealpost_bin, certs, tmp_path_factory) -> ImapServer:
-    """One server for the module (smtp, imap 143, imaps 993); tests make their own accounts."""
-    server = start_imap_server(sealpost_bin, tmp_path_factory.mktemp("imapsec"), certs)
-    yield server
-    problem = stop_imap_server(server)
-    if problem:
-        pytest.fail(problem)
-
-
-@pytest.fixture(scope="module")
 def short(sealpost_bin, certs, tmp_path_factory) -> ImapServer:
     """A server with a 2-second idle timeout, 5 connections per client address, debug logs."""
-    server = start_imap_server(sealpost_bin, tmp_path_factory.mktemp("imapshort"), certs,
-                               limits={"idle_timeout_secs": 2, "max_connections_per_ip": 5},
-                               log_level="debug")
-    yield server
-    problem = stop_imap_server(server)
-    if problem:
-        pytest.fail(problem)
+    yield from serving(start_imap_server(sealpost_bin, tmp_path_factory.mktemp("imapshort"), certs,
+                                         limits={"idle_timeout_secs": 2, "max_connections_per_ip": 5},
+                                         log_level="debug"))
 
 
 def account(imap: ImapServer, messages: int = 3) -> tuple[str, str]:
     user, password = imap.new_user()
     for n in range(messages):
-        imap.deliver(user, f"message {n + 1}")
+        imap.deliver(user, simple_message(f"message {n + 1}"))
     return user, password
 
 

@@ -132,7 +132,7 @@ class Transcript:
             raise AssertionError(self._report(f"missing responses {missing!r}", expected, actual))
 
     def _read(self) -> str:
-        return self.conn.read_response().decode("utf-8", "replace")
+        return self.conn.full_line().decode("utf-8", "replace")
 
     @staticmethod
     def _group(block: list[tuple[str, bool]]) -> list[Expected]:
@@ -173,7 +173,7 @@ class Transcript:
 def run(imap: ImapServer, script: str, tls: bool = True, known: dict | None = None,
         actions: dict | None = None) -> Transcript:
     """A new connection (greeting not read: the script expects it) running `script`."""
-    conn = imap.raw(tls=tls, read_greeting=False, timeout=10)
+    conn = ImapConn(imap.ports["imaps" if tls else "imap"], tls=tls, read_greeting=False, timeout=10)
     t = Transcript(conn, dict(known or {}), dict(actions or {}))
     t.actions.setdefault("closed", assert_closed)
     try:
@@ -185,18 +185,18 @@ def run(imap: ImapServer, script: str, tls: bool = True, known: dict | None = No
 
 def assert_closed(t: Transcript) -> None:
     """The server closed the connection (after LOGOUT's tagged OK, RFC 9051 §6.1.3)."""
-    assert t.conn.pending(2.0) == [] and t.conn.eof, f"connection still open\n{t.conn.log()}"
+    assert t.conn.closed_within(2.0) and not t.conn.buf, f"connection still open\n{t.conn.log()}"
 
 
 def fill(imap: ImapServer, user: str, password: str, mailbox: str,
          messages: list[tuple[str, str | None, bytes]]) -> None:
     """APPENDs (flags, internal date, message) to `mailbox` (created unless INBOX)."""
-    with imap.login(user, password) as conn:
+    with imap.login(user, password, select=None) as conn:
         if mailbox.upper() != "INBOX":
-            conn.command("CREATE ", quote(mailbox))
+            conn.cmd("c", "CREATE ", quote(mailbox))
         for flags, date, data in messages:
             opts = (f" ({flags})" if flags is not None else "") + (f' "{date}"' if date else "")
-            conn.ok("APPEND ", quote(mailbox), opts, " ", Literal(data))
+            conn.ok("a", "APPEND ", quote(mailbox), opts, " ", Literal(data))
 
 
 def plain(n: int, subject: str | None = None) -> tuple[str, None, bytes]:
@@ -304,9 +304,9 @@ def test_rfc9051_6_1_capability_starttls_noop_logout(imap):
 
     def others(t: Transcript) -> None:
         with imap.login(user, password, select="INBOX") as other:
-            other.ok("STORE 22 +FLAGS.SILENT (\\Deleted)")
-            other.ok("EXPUNGE")
-            other.ok("STORE 14 +FLAGS.SILENT (\\Seen \\Deleted)")
+            other.ok("s1", "STORE 22 +FLAGS.SILENT (\\Deleted)")
+            other.ok("x", "EXPUNGE")
+            other.ok("s2", "STORE 14 +FLAGS.SILENT (\\Seen \\Deleted)")
         imap.deliver(user, simple_message("new 1"))
         imap.deliver(user, simple_message("new 2"))
 
@@ -568,12 +568,12 @@ def test_rfc9051_6_3_9_list(imap):
     RETURN (CHILDREN), (SUBSCRIBED RECURSIVEMATCH) with CHILDINFO, several patterns, and
     (SUBSCRIBED) listing a subscribed name that no longer exists as \\NonExistent."""
     user, password = imap.new_user()
-    with imap.login(user, password) as conn:
+    with imap.login(user, password, select=None) as conn:
         for name in ("Fruit/Apple", "Fruit/Banana", "Fruit/Peach", "Tofu", "Vegetable/Broccoli", "Vegetable/Corn"):
-            conn.ok("CREATE ", name)
+            conn.ok("c", "CREATE ", name)
         for name in ("Fruit/Banana", "Fruit/Peach", "Vegetable", "Vegetable/Broccoli"):
-            conn.ok("SUBSCRIBE ", name)
-        conn.ok("DELETE Fruit/Peach")
+            conn.ok("s", "SUBSCRIBE ", name)
+        conn.ok("d", "DELETE Fruit/Peach")
     run(imap, GREETING + r"""
         C: A001 LOGIN $user $password
         S: A001 OK <*>
@@ -697,8 +697,8 @@ def test_rfc9051_6_3_13_idle(imap):
     def expunge(number: int):
         def act(t: Transcript) -> None:
             with imap.login(user, password, select="INBOX") as other:
-                other.ok(f"STORE {number} +FLAGS.SILENT (\\Deleted)")
-                other.ok("EXPUNGE")
+                other.ok("s", f"STORE {number} +FLAGS.SILENT (\\Deleted)")
+                other.ok("x", "EXPUNGE")
         return act
 
     run(imap, GREETING + r"""
