@@ -23,7 +23,7 @@
 mod command;
 mod data;
 mod params;
-mod path;
+pub(crate) mod path;
 mod reply;
 mod server;
 mod session;

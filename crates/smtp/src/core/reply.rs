@@ -20,7 +20,8 @@ use std::borrow::Cow;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub code: u16,
-    /// `"2.1.0"`; empty only for the greeting and the EHLO reply, which RFC 2034 §3 exempts.
+    /// `"2.1.0"`; empty when the reply has none (from this core: only the greeting and the
+    /// EHLO reply, which RFC 2034 §3 exempts; the client core reads it from the server).
     pub enhanced: String,
     pub lines: Vec<String>,
 }
