@@ -66,6 +66,9 @@ pub enum Command {
     /// Aliases (`@domain` is a catch-all).
     #[command(subcommand)]
     Alias(AliasCommand),
+    /// The outbound queue: what waits for delivery to other domains.
+    #[command(subcommand)]
+    Queue(QueueCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,4 +121,17 @@ pub enum AliasCommand {
     Del { alias: String },
     /// List aliases.
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// One line per waiting recipient: ID RECIPIENT attempts=N next=WHEN error=TEXT.
+    List,
+    /// Make every waiting recipient due now; prints how many.
+    Flush,
+    /// Remove a queued message; its sender gets a bounce for the recipients still waiting.
+    Drop {
+        /// The queue id, as `queue list` shows it.
+        id: String,
+    },
 }

@@ -7,6 +7,7 @@ mod dkim_keys;
 mod dns_records;
 mod exit;
 mod manage;
+mod queue_cli;
 mod serve;
 mod setup;
 
@@ -54,6 +55,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Command::Domain(command) => manage::domain(&config_path, command).await,
             Command::User(command) => manage::user(&config_path, command).await,
             Command::Alias(command) => manage::alias(&config_path, command).await,
+            Command::Queue(command) => queue_cli::queue(&config_path, command).await,
         }
     })
 }

@@ -36,6 +36,7 @@ mod imap_support;
 mod mailboxes;
 mod messages;
 mod outbound;
+mod queue;
 
 pub use concurrency::*;
 pub use directory::*;
@@ -43,6 +44,7 @@ pub use imap_support::*;
 pub use mailboxes::*;
 pub use messages::*;
 pub use outbound::*;
+pub use queue::*;
 
 /// Generates one `#[tokio::test]` per conformance case. `$make` is an expression giving a
 /// future of `(guard, Arc<dyn Store>)` for a fresh, empty store; it is evaluated per test.
@@ -80,6 +82,10 @@ macro_rules! store_conformance_tests {
             accept_message_mixed_shares_one_blob,
             accept_message_is_atomic,
             queued_lists_oldest_first,
+            queue_due_oldest_first_with_envelopes,
+            queue_record_attempt_counts_and_settles,
+            queue_flush_makes_everything_due,
+            queue_drop_entry_returns_what_a_bounce_needs,
             concurrent_reads_during_writes,
             group_commit_concurrent_delivers,
             append_messages_is_atomic,

@@ -23,9 +23,10 @@ use tokio::sync::broadcast;
 
 pub use error::StoreError;
 pub use types::{
-    AcceptedMessage, Account, Alias, ChangeEvent, DkimAlgorithm, DkimKey, DomainRecord, FlagOp,
-    Mailbox, MailboxChanges, MessageMeta, NewMessage, OutboundEnvelope, OutboundRecipient, QueueId,
-    QueuedRecipient, Usage,
+    AcceptedMessage, Account, Alias, AttemptOutcome, ChangeEvent, DkimAlgorithm, DkimKey,
+    DomainRecord, DroppedMessage, DueMessage, EntryRecipient, FinishedMessage, FlagOp, Mailbox,
+    MailboxChanges, MessageMeta, NewMessage, OutboundEnvelope, OutboundRecipient, QueueEntry,
+    QueueId, QueuedRecipient, RecipientResult, RecipientStatus, Usage,
 };
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -184,6 +185,40 @@ pub trait MailStore: Send + Sync {
     /// for good are not listed), ordered by the time of queueing, then queue id, then the
     /// order in which the recipients were given.
     async fn queued(&self) -> StoreResult<Vec<QueuedRecipient>>;
+    /// What the scheduler should try now: at most `limit` queue entries that have a
+    /// `Queued` recipient whose next attempt is due (`next_attempt <= now`, Unix seconds),
+    /// oldest first (time of queueing, then queue id). Each comes with its envelope and only
+    /// those of its recipients that are `Queued` and due (recipients deferred to later stay
+    /// out until their own time), in the order they were given.
+    async fn due(&self, now: i64, limit: usize) -> StoreResult<Vec<DueMessage>>;
+    /// Records the outcome of one delivery attempt, in ONE write job: each recipient named
+    /// in `results` gets one more attempt counted and its new state (`Delivered`,
+    /// `Deferred` to a later time with its error, `Failed` with its error). Results for
+    /// addresses that are not `Queued` in this entry (unknown, or settled before) are
+    /// ignored, so recording the same attempt twice changes nothing more.
+    ///
+    /// Delivered and failed recipients stay in the store (no longer listed) while others of
+    /// the same entry are still queued. Once none is left `Queued` the entry is removed in
+    /// the same job (its blob goes too unless a mailbox copy keeps it) and returned as
+    /// [`AttemptOutcome::finished`]: every recipient with its final state, and the message
+    /// bytes when a report may be due (a failure, or a delivery with NOTIFY=SUCCESS) — all
+    /// a DSN needs, so no row is kept for it. The recipient address must be given as queued
+    /// (as [`MailStore::due`] returns it).
+    /// `NotFound` for an unknown entry.
+    async fn record_attempt(
+        &self,
+        queue_id: QueueId,
+        results: &[(String, RecipientResult)],
+    ) -> StoreResult<AttemptOutcome>;
+    /// Makes every `Queued` recipient due at `now` (`sealpost queue flush`), in one write
+    /// job; attempt counts and errors are kept. Returns how many recipients are queued
+    /// (all now due).
+    async fn flush(&self, now: i64) -> StoreResult<usize>;
+    /// Removes a queue entry with all its recipients in one write job (`sealpost queue
+    /// drop`), returning its envelope, the recipients that were still `Queued` and the
+    /// message bytes (read before the blob may go), so that the caller can bounce it.
+    /// `None` when there is no such entry.
+    async fn drop_entry(&self, queue_id: QueueId) -> StoreResult<Option<DroppedMessage>>;
     /// Messages of a mailbox in UID order.
     async fn messages(&self, mailbox: MailboxId) -> StoreResult<Vec<MessageMeta>>;
     /// The bytes of a stored message. `NotFound` if no message and no queue entry refers
@@ -215,11 +250,14 @@ pub trait MailStore: Send + Sync {
     /// A derived summary of a blob kept beside it (the IMAP MIME structure), if one was
     /// saved. Opaque to the store; removed with the blob.
     async fn blob_summary(&self, blob: &BlobId) -> StoreResult<Option<Vec<u8>>>;
-    /// Saves the summary of a blob; nothing happens if the blob is gone meanwhile.
+    /// Saves the summary of a blob; nothing happens if the blob is gone meanwhile. Not
+    /// necessarily fsync'd: a lost summary is computed again.
     async fn save_blob_summary(&self, blob: &BlobId, summary: Vec<u8>) -> StoreResult<()>;
     /// Changes flags of the given UIDs (missing UIDs are ignored). With `unchanged_since`,
     /// messages whose MODSEQ is higher are left alone (RFC 7162 §3.1.3). Returns the
-    /// messages that changed, with their new MODSEQ.
+    /// messages that changed, with their new MODSEQ. Committed, but a backend may skip the
+    /// fsync: a crash of the process loses nothing, a power cut may lose the last flag
+    /// changes (as in Dovecot's default `fsync_mode`).
     async fn store_flags(
         &self,
         mailbox: MailboxId,

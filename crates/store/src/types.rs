@@ -201,3 +201,118 @@ pub struct QueuedRecipient {
     /// Size of the message in octets.
     pub size: u64,
 }
+
+/// Where one recipient of a queue entry stands (the `status` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecipientStatus {
+    /// Waiting for (another) delivery attempt.
+    Queued,
+    /// Accepted by the remote MTA (RFC 5321 §4.2.5: a 250 after the data).
+    Delivered,
+    /// Given up for good (a 5xx reply, or the queue lifetime ran out).
+    Failed,
+}
+
+impl RecipientStatus {
+    /// The value kept in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecipientStatus::Queued => "queued",
+            RecipientStatus::Delivered => "delivered",
+            RecipientStatus::Failed => "failed",
+        }
+    }
+}
+
+/// The message part of a queue entry: its envelope and where its bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEntry {
+    pub queue_id: QueueId,
+    /// The message bytes (read them with [`crate::MailStore::read_blob`] while the entry
+    /// exists: the blob may go with it).
+    pub blob: BlobId,
+    /// The reverse-path; None for <>.
+    pub from: Option<String>,
+    /// RFC 3461 RET ("FULL"/"HDRS") as received.
+    pub ret: Option<String>,
+    /// RFC 3461 ENVID as received.
+    pub envid: Option<String>,
+    /// The account that submitted it, while that account exists.
+    pub submitted_by: Option<AccountId>,
+    /// When the message was queued, in seconds since the Unix epoch.
+    pub created: i64,
+    /// Size of the message in octets.
+    pub size: u64,
+}
+
+/// One recipient of a queue entry with everything the delivery engine and a DSN need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRecipient {
+    /// The forward-path as given in RCPT TO.
+    pub address: String,
+    /// RFC 3461 NOTIFY as received ("SUCCESS,FAILURE", "NEVER") or None.
+    pub notify: Option<String>,
+    /// RFC 3461 ORCPT as received ("rfc822;addr") or None.
+    pub orcpt: Option<String>,
+    pub status: RecipientStatus,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// When the next attempt is (or was) due, in seconds since the Unix epoch.
+    pub next_attempt: i64,
+    /// The last error (the remote reply or why no attempt could be made), if any.
+    pub last_error: Option<String>,
+}
+
+/// A queued message that is due: what [`crate::MailStore::due`] gives the scheduler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueMessage {
+    pub entry: QueueEntry,
+    /// Its recipients that are `Queued` and due, in the order they were given.
+    pub recipients: Vec<EntryRecipient>,
+}
+
+/// The outcome of one delivery attempt for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecipientResult {
+    /// The remote MTA accepted it.
+    Delivered,
+    /// A temporary failure (4xx, no connection, DNS trouble): try again at `next_attempt`
+    /// (seconds since the Unix epoch).
+    Deferred { next_attempt: i64, error: String },
+    /// A permanent failure (5xx) or the end of the queue lifetime: the sender gets a bounce.
+    Failed { error: String },
+}
+
+/// What [`crate::MailStore::record_attempt`] left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptOutcome {
+    /// Recipients of the entry still `Queued` after this attempt.
+    pub still_queued: usize,
+    /// Set when no recipient is left `Queued`: the entry is gone from the store, and this is
+    /// all that remains of it.
+    pub finished: Option<FinishedMessage>,
+}
+
+/// A queue entry whose last recipient was just settled, as it was removed from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedMessage {
+    pub entry: QueueEntry,
+    /// Every recipient with its final status (`Delivered` or `Failed`) and last error, in
+    /// the order they were given: including those settled by earlier attempts.
+    pub recipients: Vec<EntryRecipient>,
+    /// The message bytes, read in the same write job before the entry (and perhaps its
+    /// blob) went — only when a report may be due: some recipient `Failed`, or was
+    /// `Delivered` with NOTIFY including SUCCESS (RFC 3461 §4.1).
+    pub raw: Option<Vec<u8>>,
+}
+
+/// A queue entry removed by [`crate::MailStore::drop_entry`]: what the caller needs to
+/// bounce it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedMessage {
+    pub entry: QueueEntry,
+    /// The recipients that were still `Queued`, in the order they were given.
+    pub recipients: Vec<EntryRecipient>,
+    /// The message bytes, read in the same write job before the entry went.
+    pub raw: Vec<u8>,
+}

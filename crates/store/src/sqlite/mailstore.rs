@@ -11,8 +11,9 @@ use tokio::sync::broadcast;
 use super::mailboxes::{self, Renamed};
 use super::{SqliteStore, messages, queue};
 use crate::{
-    AcceptedMessage, ChangeEvent, FlagOp, MailStore, Mailbox, MailboxChanges, MessageMeta,
-    NewMessage, OutboundEnvelope, QueuedRecipient, StoreError, StoreResult, Usage,
+    AcceptedMessage, AttemptOutcome, ChangeEvent, DroppedMessage, DueMessage, FlagOp, MailStore,
+    Mailbox, MailboxChanges, MessageMeta, NewMessage, OutboundEnvelope, QueueId, QueuedRecipient,
+    RecipientResult, StoreError, StoreResult, Usage,
 };
 
 /// Messages up to this size are hashed on the calling task; larger ones on a blocking
@@ -191,8 +192,9 @@ impl MailStore for SqliteStore {
 
     async fn save_blob_summary(&self, blob: &BlobId, summary: Vec<u8>) -> StoreResult<()> {
         let blob = *blob;
+        // Derived data, recomputed when lost: no fsync.
         self.writer
-            .write(move |txn| messages::save_blob_summary(txn, &blob, &summary))
+            .write_relaxed(move |txn| messages::save_blob_summary(txn, &blob, &summary))
             .await
     }
 
@@ -218,6 +220,33 @@ impl MailStore for SqliteStore {
 
     async fn queued(&self) -> StoreResult<Vec<QueuedRecipient>> {
         self.readers.read(|txn| queue::list(txn)).await
+    }
+
+    async fn due(&self, now: i64, limit: usize) -> StoreResult<Vec<DueMessage>> {
+        self.readers
+            .read(move |txn| queue::due(txn, now, limit))
+            .await
+    }
+
+    async fn record_attempt(
+        &self,
+        queue_id: QueueId,
+        results: &[(String, RecipientResult)],
+    ) -> StoreResult<AttemptOutcome> {
+        let results = results.to_vec();
+        self.writer
+            .write(move |txn| queue::record_attempt(txn, queue_id, &results))
+            .await
+    }
+
+    async fn flush(&self, now: i64) -> StoreResult<usize> {
+        self.writer.write(move |txn| queue::flush(txn, now)).await
+    }
+
+    async fn drop_entry(&self, queue_id: QueueId) -> StoreResult<Option<DroppedMessage>> {
+        self.writer
+            .write(move |txn| queue::drop_entry(txn, queue_id))
+            .await
     }
 
     async fn messages(&self, mailbox: MailboxId) -> StoreResult<Vec<MessageMeta>> {
@@ -254,9 +283,11 @@ impl MailStore for SqliteStore {
         unchanged_since: Option<ModSeq>,
     ) -> StoreResult<Vec<MessageMeta>> {
         let (uids, flags) = (uids.to_vec(), flags.to_vec());
+        // Flags are written relaxed (see writer.rs): a power cut may lose the last flag
+        // changes, never a message.
         let (changed, account) = self
             .writer
-            .write(move |txn| {
+            .write_relaxed(move |txn| {
                 messages::store_flags(txn, mailbox, &uids, op, &flags, unchanged_since)
             })
             .await?;

@@ -3,12 +3,28 @@
 //! A queue entry refers to the message's blob like a mailbox copy does; the blob goes only
 //! when neither refers to it any more (triggers `messages_release_blob` and
 //! `queue_messages_release_blob`).
+//!
+//! Life of a recipient: `queued` (due at `next_attempt`) until an attempt settles it as
+//! `delivered` or `failed`. Settled rows stay while other recipients of the same message are
+//! still queued; when the last one settles, the message and all its rows are deleted in the
+//! same write job and handed back to the caller (with the bytes if a bounce may be due), so
+//! nothing is kept around only for a DSN.
 
-use rusqlite::{Connection, params};
-use sealpost_types::BlobId;
+use rusqlite::{Connection, Row, params};
+use sealpost_types::{AccountId, BlobId};
 
-use super::rows;
-use crate::{OutboundEnvelope, QueueId, QueuedRecipient, StoreError, StoreResult};
+use super::{messages, rows};
+use crate::{
+    AttemptOutcome, DroppedMessage, DueMessage, EntryRecipient, FinishedMessage, OutboundEnvelope,
+    QueueEntry, QueueId, QueuedRecipient, RecipientResult, RecipientStatus, StoreError,
+    StoreResult,
+};
+
+/// Columns of `queue_messages` read by [`entry`].
+const ENTRY_COLUMNS: &str = "id, blob_hash, sender, ret, envid, submitted_by, created, size";
+/// Columns of `queue_recipients` read by [`recipient`].
+const RECIPIENT_COLUMNS: &str =
+    "address, notify, orcpt, status, attempts, next_attempt, last_error";
 
 /// Queues `envelope` for the stored blob `blob` of `size` octets, due at once (`now`).
 /// The blob must already be stored (same transaction). The same recipient address given
@@ -86,4 +102,215 @@ pub(crate) fn list(conn: &Connection) -> StoreResult<Vec<QueuedRecipient>> {
             })
         },
     )
+}
+
+fn entry(row: &Row<'_>) -> StoreResult<QueueEntry> {
+    let hash: Vec<u8> = rows::get(row, 1)?;
+    let blob = <[u8; 32]>::try_from(hash.as_slice())
+        .map(BlobId)
+        .map_err(|_| rows::corrupt("blob hash", &hash))?;
+    let size: i64 = rows::get(row, 7)?;
+    Ok(QueueEntry {
+        queue_id: QueueId(rows::get(row, 0)?),
+        blob,
+        from: rows::get(row, 2)?,
+        ret: rows::get(row, 3)?,
+        envid: rows::get(row, 4)?,
+        submitted_by: rows::get::<Option<i64>>(row, 5)?.map(AccountId),
+        created: rows::get(row, 6)?,
+        size: u64::try_from(size).map_err(|_| rows::corrupt("size", size))?,
+    })
+}
+
+fn recipient(row: &Row<'_>) -> StoreResult<EntryRecipient> {
+    let status: String = rows::get(row, 3)?;
+    let status = match status.as_str() {
+        "queued" => RecipientStatus::Queued,
+        "delivered" => RecipientStatus::Delivered,
+        "failed" => RecipientStatus::Failed,
+        _ => return Err(rows::corrupt("recipient status", status)),
+    };
+    let attempts: i64 = rows::get(row, 4)?;
+    Ok(EntryRecipient {
+        address: rows::get(row, 0)?,
+        notify: rows::get(row, 1)?,
+        orcpt: rows::get(row, 2)?,
+        status,
+        attempts: u32::try_from(attempts).map_err(|_| rows::corrupt("attempt count", attempts))?,
+        next_attempt: rows::get(row, 5)?,
+        last_error: rows::get(row, 6)?,
+    })
+}
+
+fn entry_by_id(conn: &Connection, id: QueueId) -> StoreResult<Option<QueueEntry>> {
+    rows::first(
+        conn,
+        &format!("SELECT {ENTRY_COLUMNS} FROM queue_messages WHERE id = ?1"),
+        [id.0],
+        entry,
+    )
+}
+
+/// The recipients of one entry in the order given; only `queued` ones when asked.
+fn recipients_of(
+    conn: &Connection,
+    id: QueueId,
+    only_queued: bool,
+) -> StoreResult<Vec<EntryRecipient>> {
+    let filter = if only_queued {
+        " AND status = 'queued'"
+    } else {
+        ""
+    };
+    rows::collect(
+        conn,
+        &format!(
+            "SELECT {RECIPIENT_COLUMNS} FROM queue_recipients WHERE queue_id = ?1{filter} \
+             ORDER BY rowid"
+        ),
+        [id.0],
+        recipient,
+    )
+}
+
+/// At most `limit` entries with a queued recipient due at `now`, oldest first, each with
+/// its due recipients. The inner query walks the `queue_recipients_due` index, so entries
+/// waiting for later cost nothing.
+pub(crate) fn due(conn: &Connection, now: i64, limit: usize) -> StoreResult<Vec<DueMessage>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let entries = rows::collect(
+        conn,
+        &format!(
+            "SELECT {ENTRY_COLUMNS} FROM queue_messages WHERE id IN \
+             (SELECT queue_id FROM queue_recipients WHERE status = 'queued' \
+             AND next_attempt <= ?1) ORDER BY created, id LIMIT ?2"
+        ),
+        params![now, limit],
+        entry,
+    )?;
+    let mut due = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let recipients = rows::collect(
+            conn,
+            &format!(
+                "SELECT {RECIPIENT_COLUMNS} FROM queue_recipients WHERE queue_id = ?1 \
+                 AND status = 'queued' AND next_attempt <= ?2 ORDER BY rowid"
+            ),
+            params![entry.queue_id.0, now],
+            recipient,
+        )?;
+        due.push(DueMessage { entry, recipients });
+    }
+    Ok(due)
+}
+
+/// Deletes an entry; its recipients go by ON DELETE CASCADE, its blob by the
+/// `queue_messages_release_blob` trigger unless a mailbox copy or another entry keeps it.
+fn delete(conn: &Connection, id: QueueId) -> StoreResult<()> {
+    conn.prepare_cached("DELETE FROM queue_messages WHERE id = ?1")?
+        .execute([id.0])?;
+    Ok(())
+}
+
+/// One attempt's outcome for the recipients of one entry; see
+/// [`crate::MailStore::record_attempt`].
+pub(crate) fn record_attempt(
+    conn: &Connection,
+    id: QueueId,
+    results: &[(String, RecipientResult)],
+) -> StoreResult<AttemptOutcome> {
+    let entry = entry_by_id(conn, id)?
+        .ok_or_else(|| StoreError::NotFound(format!("the queue entry {id}")))?;
+    let mut update = conn.prepare_cached(
+        "UPDATE queue_recipients SET status = ?3, attempts = attempts + 1, \
+         next_attempt = COALESCE(?4, next_attempt), last_error = COALESCE(?5, last_error) \
+         WHERE queue_id = ?1 AND address = ?2 AND status = 'queued'",
+    )?;
+    for (address, result) in results {
+        let (status, next_attempt, error) = match result {
+            RecipientResult::Delivered => (RecipientStatus::Delivered, None, None),
+            RecipientResult::Deferred {
+                next_attempt,
+                error,
+            } => (RecipientStatus::Queued, Some(*next_attempt), Some(error)),
+            RecipientResult::Failed { error } => (RecipientStatus::Failed, None, Some(error)),
+        };
+        update.execute(params![id.0, address, status.as_str(), next_attempt, error])?;
+    }
+    let still_queued: i64 = rows::first(
+        conn,
+        "SELECT count(*) FROM queue_recipients WHERE queue_id = ?1 AND status = 'queued'",
+        [id.0],
+        |row| rows::get(row, 0),
+    )?
+    .unwrap_or(0);
+    if still_queued > 0 {
+        return Ok(AttemptOutcome {
+            still_queued: usize::try_from(still_queued).unwrap_or(usize::MAX),
+            finished: None,
+        });
+    }
+    let recipients = recipients_of(conn, id, false)?;
+    let raw = if recipients.iter().any(report_may_be_due) {
+        Some(messages::read_blob(conn, &entry.blob)?)
+    } else {
+        None
+    };
+    delete(conn, id)?;
+    Ok(AttemptOutcome {
+        still_queued: 0,
+        finished: Some(FinishedMessage {
+            entry,
+            recipients,
+            raw,
+        }),
+    })
+}
+
+/// Whether the sender may be owed a report about this settled recipient: it failed, or it
+/// was delivered and asked for success reports (RFC 3461 §4.1 NOTIFY=SUCCESS). The caller
+/// decides; the store only keeps the bytes such a report may quote.
+fn report_may_be_due(recipient: &EntryRecipient) -> bool {
+    match recipient.status {
+        RecipientStatus::Failed => true,
+        RecipientStatus::Delivered => recipient.notify.as_deref().is_some_and(|notify| {
+            notify
+                .split(',')
+                .any(|keyword| keyword.trim().eq_ignore_ascii_case("SUCCESS"))
+        }),
+        RecipientStatus::Queued => false,
+    }
+}
+
+/// Every queued recipient due at `now`; returns how many are queued.
+pub(crate) fn flush(conn: &Connection, now: i64) -> StoreResult<usize> {
+    conn.prepare_cached(
+        "UPDATE queue_recipients SET next_attempt = ?1 \
+         WHERE status = 'queued' AND next_attempt > ?1",
+    )?
+    .execute([now])?;
+    let queued: i64 = rows::first(
+        conn,
+        "SELECT count(*) FROM queue_recipients WHERE status = 'queued'",
+        [],
+        |row| rows::get(row, 0),
+    )?
+    .unwrap_or(0);
+    Ok(usize::try_from(queued).unwrap_or(usize::MAX))
+}
+
+/// Removes an entry, returning what a bounce needs; `None` if there is no such entry.
+pub(crate) fn drop_entry(conn: &Connection, id: QueueId) -> StoreResult<Option<DroppedMessage>> {
+    let Some(entry) = entry_by_id(conn, id)? else {
+        return Ok(None);
+    };
+    let recipients = recipients_of(conn, id, true)?;
+    // Read before the delete: the trigger may take the blob with the entry.
+    let raw = messages::read_blob(conn, &entry.blob)?;
+    delete(conn, id)?;
+    Ok(Some(DroppedMessage {
+        entry,
+        recipients,
+        raw,
+    }))
 }

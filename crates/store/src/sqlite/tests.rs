@@ -700,3 +700,19 @@ async fn version_one_database_is_migrated_to_the_current_schema() {
         0
     );
 }
+
+#[tokio::test]
+async fn relaxed_writes_skip_the_fsync_and_durable_ones_never_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_in(&dir).await;
+    let level = |txn: &rusqlite::Transaction| -> crate::StoreResult<i64> {
+        Ok(txn.pragma_query_value(None, "synchronous", |r| r.get(0))?)
+    };
+    // 2 = FULL (an fsync per commit), 1 = NORMAL (none in WAL mode).
+    assert_eq!(store.writer.write(level).await.unwrap(), 2);
+    assert_eq!(store.writer.write_relaxed(level).await.unwrap(), 1);
+    assert_eq!(store.writer.write(level).await.unwrap(), 2);
+    // Whatever the batching, a durable job always runs in a FULL batch.
+    let (_, durable) = tokio::join!(store.writer.write_relaxed(level), store.writer.write(level));
+    assert_eq!(durable.unwrap(), 2);
+}

@@ -6,6 +6,13 @@
 //! its own SAVEPOINT of one transaction, commits once, and only then answers each caller.
 //! Many concurrent deliveries thus share one fsync, and none is acknowledged before it is
 //! durable (DESIGN §1.4).
+//!
+//! Jobs whose loss on a power cut costs nothing that matters (flag changes, cached MIME
+//! structures) may be written *relaxed*: a batch made only of such jobs commits with
+//! `synchronous=NORMAL`, which in WAL mode survives a crash of the process but skips the
+//! fsync (the next durable commit, or a checkpoint, makes them durable too). Dovecot's
+//! default `fsync_mode = optimized` draws the same line: mail saved is fsync'd, flags are
+//! not.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -23,6 +30,8 @@ const MAX_BATCH: usize = 256;
 
 /// A write job as the writer thread sees it: its result type is erased.
 trait Job: Send {
+    /// Whether the caller must not hear back before an fsync.
+    fn durable(&self) -> bool;
     /// Runs the job inside the batch's transaction (the caller wraps it in a savepoint).
     fn run(self: Box<Self>, txn: &Transaction) -> Box<dyn Outcome>;
     /// Answers the caller without running the job (the batch could not start).
@@ -39,6 +48,7 @@ trait Outcome: Send {
 
 struct Pending<F, T> {
     work: F,
+    durable: bool,
     reply: oneshot::Sender<StoreResult<T>>,
 }
 
@@ -52,8 +62,12 @@ where
     F: FnOnce(&Transaction) -> StoreResult<T> + Send + 'static,
     T: Send + 'static,
 {
+    fn durable(&self) -> bool {
+        self.durable
+    }
+
     fn run(self: Box<Self>, txn: &Transaction) -> Box<dyn Outcome> {
-        let Pending { work, reply } = *self;
+        let Pending { work, reply, .. } = *self;
         // A bug that panics in one job must not take the writer (and every later write)
         // down with it: the job fails, its savepoint is rolled back, the thread goes on.
         let result = catch_unwind(AssertUnwindSafe(|| work(txn)))
@@ -112,9 +126,31 @@ impl Writer {
         F: FnOnce(&Transaction) -> StoreResult<T> + Send + 'static,
         T: Send + 'static,
     {
+        self.submit(work, true).await
+    }
+
+    /// Like [`Writer::write`], but the commit need not be fsync'd before the caller hears
+    /// back: the change survives a crash of the process, not necessarily a power cut.
+    pub(crate) async fn write_relaxed<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        F: FnOnce(&Transaction) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit(work, false).await
+    }
+
+    async fn submit<T, F>(&self, work: F, durable: bool) -> StoreResult<T>
+    where
+        F: FnOnce(&Transaction) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Box::new(Pending { work, reply }))
+            .send(Box::new(Pending {
+                work,
+                durable,
+                reply,
+            }))
             .map_err(|_| StoreError::WriterGone)?;
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
@@ -127,6 +163,8 @@ impl Writer {
 
 /// The writer thread: one batch per loop, until every `Writer` handle is dropped.
 fn run(mut conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>, commits: &AtomicU64) {
+    // The connection starts with synchronous=FULL (schema::configure).
+    let mut synchronous_full = true;
     while let Ok(first) = queue.recv() {
         let mut batch = Vec::with_capacity(16);
         batch.push(first);
@@ -134,6 +172,25 @@ fn run(mut conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>, commits: &Atom
             match queue.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
+            }
+        }
+        // One durable job makes the whole batch durable.
+        let durable = batch.iter().any(|job| job.durable());
+        if durable != synchronous_full {
+            let level = if durable { "FULL" } else { "NORMAL" };
+            match conn.pragma_update(None, "synchronous", level) {
+                Ok(()) => synchronous_full = durable,
+                // Staying at FULL is only slower; staying at NORMAL would acknowledge
+                // durable jobs before an fsync: those are refused instead.
+                Err(error) if durable => {
+                    let reason = format!("cannot switch to synchronous=FULL: {error}");
+                    tracing::error!("{reason}");
+                    for job in batch {
+                        job.abandon(&reason);
+                    }
+                    continue;
+                }
+                Err(error) => tracing::warn!(%error, "cannot switch to synchronous=NORMAL"),
             }
         }
         if run_batch(&mut conn, batch) {

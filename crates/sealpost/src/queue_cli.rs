@@ -1,0 +1,312 @@
+//! `sealpost queue list|flush|drop ID`: the outbound queue as an administrator sees it,
+//! against the same store as a running server.
+//!
+//! Output (CONTRACT.md, README "Commands"):
+//! - `list`: `queue is empty`, or a header `N recipient(s) waiting in M message(s)` and then
+//!   one line per waiting recipient, oldest message first:
+//!   `ID RECIPIENT attempts=N next=WHEN error=TEXT` — WHEN is `now` when due, else an RFC 3339
+//!   UTC time (`2026-01-01T12:00:00Z`); TEXT is the last error, `-` when none (the rest of the
+//!   line, spaces included).
+//! - `flush`: `N recipient(s) due now`.
+//! - `drop ID`: `dropped queue entry ID (N recipient(s) still waiting)`, then what became of
+//!   the bounce: `bounce delivered to ADDRESS`, `bounce queued to ADDRESS as queue entry ID`,
+//!   or `no bounce: REASON`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use rand::Rng;
+use sealpost_config::Config;
+use sealpost_queue::dsn::{self, Action, Diagnostic, DsnRecipient, DsnRequest};
+use sealpost_store::{
+    DroppedMessage, EntryRecipient, OutboundEnvelope, OutboundRecipient, QueueId, QueuedRecipient,
+    Store,
+};
+use sealpost_types::date::{UtcDateTime, unix_now};
+use sealpost_types::{Address, SpecialUse};
+
+use crate::cli::QueueCommand;
+use crate::exit::CliError;
+use crate::manage::open_store;
+
+/// What the bounce of a dropped message says about each recipient (RFC 3463 §3.1: 5.0.0,
+/// other or undefined status).
+const DROPPED_STATUS: &str = "5.0.0";
+const DROPPED_REASON: &str = "removed from the queue by the administrator";
+
+pub async fn queue(config_path: &Path, command: QueueCommand) -> Result<(), CliError> {
+    let config = Config::load(config_path)?;
+    let store = open_store(&config).await?;
+    match command {
+        QueueCommand::List => list(store.as_ref()).await,
+        QueueCommand::Flush => {
+            let due = store.flush(unix_now()).await?;
+            println!("{} due now", plural(due, "recipient"));
+            Ok(())
+        }
+        QueueCommand::Drop { id } => {
+            let id = parse_id(&id)?;
+            drop_entry(store.as_ref(), config.hostname.as_str(), id).await
+        }
+    }
+}
+
+async fn list(store: &dyn Store) -> Result<(), CliError> {
+    let queue = store.queued().await?;
+    if queue.is_empty() {
+        println!("queue is empty");
+        return Ok(());
+    }
+    let mut ids: Vec<QueueId> = queue.iter().map(|q| q.queue_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    println!(
+        "{} waiting in {}",
+        plural(queue.len(), "recipient"),
+        plural(ids.len(), "message")
+    );
+    let now = unix_now();
+    for entry in &queue {
+        println!("{}", list_line(entry, now));
+    }
+    Ok(())
+}
+
+/// `ID RECIPIENT attempts=N next=WHEN error=TEXT`.
+fn list_line(entry: &QueuedRecipient, now: i64) -> String {
+    let next = if entry.next_attempt <= now {
+        "now".to_string()
+    } else {
+        rfc3339(entry.next_attempt)
+    };
+    let error = entry
+        .last_error
+        .as_deref()
+        .map(one_line)
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| "-".to_string());
+    format!(
+        "{} {} attempts={} next={next} error={error}",
+        entry.queue_id,
+        one_line(&entry.recipient),
+        entry.attempts
+    )
+}
+
+/// RFC 3339 §5.6 in UTC: `2026-01-01T12:00:00Z`.
+fn rfc3339(seconds: i64) -> String {
+    let t = UtcDateTime::from_unix(seconds);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
+    )
+}
+
+/// Store text for one output line: control characters (a remote reply's CR LF) and runs
+/// of white space become one space.
+fn one_line(text: &str) -> String {
+    text.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+fn parse_id(text: &str) -> Result<QueueId, CliError> {
+    text.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .map(QueueId)
+        .ok_or_else(|| {
+            CliError::usage(anyhow!(
+                "{text:?} is not a queue id (a positive number, as `sealpost queue list` shows)"
+            ))
+        })
+}
+
+async fn drop_entry(store: &dyn Store, hostname: &str, id: QueueId) -> Result<(), CliError> {
+    let dropped = store.drop_entry(id).await?.ok_or_else(|| {
+        CliError::runtime(anyhow!(
+            "there is no queue entry {id} (see `sealpost queue list`)"
+        ))
+    })?;
+    println!(
+        "dropped queue entry {id} ({} still waiting)",
+        plural(dropped.recipients.len(), "recipient")
+    );
+    // The entry is gone (one commit); the bounce is a second write. Should that fail, say
+    // so: the message is removed either way, and the administrator can tell the sender.
+    let outcome = bounce(store, hostname, &dropped).await.map_err(|error| {
+        CliError::runtime(anyhow!(
+            "dropped queue entry {id} but could not bounce it: {}",
+            error.message()
+        ))
+    })?;
+    println!("{outcome}");
+    Ok(())
+}
+
+/// Sends the sender of a dropped message an RFC 3464 failure report for the recipients
+/// still waiting; returns the line that says what became of it.
+async fn bounce(
+    store: &dyn Store,
+    hostname: &str,
+    dropped: &DroppedMessage,
+) -> Result<String, CliError> {
+    let entry = &dropped.entry;
+    // RFC 3461 §6.2 / RFC 5321 §4.5.5: never a bounce to <> (a bounce is never bounced).
+    let sender = match entry.from.as_deref() {
+        Some(sender) if !dsn::must_not_bounce(Some(sender)) => sender,
+        _ => return Ok("no bounce: the sender is <>".to_string()),
+    };
+    // RFC 3461 §4.1: NOTIFY=NEVER (or a list without FAILURE) asks for no failure report.
+    let recipients: Vec<DsnRecipient> = dropped
+        .recipients
+        .iter()
+        .filter(|r| dsn::wants_report(r.notify.as_deref(), Action::Failed))
+        .map(dropped_recipient)
+        .collect();
+    if recipients.is_empty() {
+        return Ok("no bounce: no recipient asked for one (NOTIFY)".to_string());
+    }
+    let now = unix_now();
+    let unique = format!(
+        "dsn.{}.{now}.{:08x}",
+        entry.queue_id,
+        rand::rng().random::<u32>()
+    );
+    let report = dsn::build(&DsnRequest {
+        reporting_mta: hostname,
+        sender,
+        envid: entry.envid.as_deref(),
+        ret: entry.ret.as_deref(),
+        arrival: entry.created,
+        now,
+        unique: &unique,
+        recipients: &recipients,
+        original: &dropped.raw,
+    })
+    .map_err(CliError::runtime)?;
+
+    let address = Address::parse(sender).ok();
+    let accounts = match &address {
+        Some(address) => store.resolve_recipient(address).await?,
+        None => Vec::new(),
+    };
+    if !accounts.is_empty() {
+        return deliver_locally(store, sender, &accounts, report, now).await;
+    }
+    if let Some(address) = &address
+        && store.domain(address.domain()).await?.is_some()
+    {
+        return Ok(format!(
+            "no bounce: nobody receives mail for {sender} here any more"
+        ));
+    }
+    // RFC 3461 §6.2: the report goes out with the null reverse-path.
+    let envelope = OutboundEnvelope {
+        from: None,
+        recipients: vec![OutboundRecipient::new(sender)],
+        ..OutboundEnvelope::default()
+    };
+    let accepted = store
+        .accept_message(Arc::from(report), now, &[], Some(envelope))
+        .await?;
+    Ok(match accepted.queued {
+        Some(queued) => format!("bounce queued to {sender} as queue entry {queued}"),
+        None => format!("bounce queued to {sender}"),
+    })
+}
+
+fn dropped_recipient(recipient: &EntryRecipient) -> DsnRecipient {
+    DsnRecipient {
+        address: recipient.address.clone(),
+        orcpt: recipient.orcpt.clone(),
+        action: Action::Failed,
+        status: DROPPED_STATUS.to_string(),
+        remote_mta: None,
+        diagnostic: Some(Diagnostic::Local(DROPPED_REASON.to_string())),
+        last_attempt: None,
+        will_retry_until: None,
+    }
+}
+
+/// Stores the report in the INBOX of each local account that receives the sender's mail,
+/// as a delivery over SMTP would.
+async fn deliver_locally(
+    store: &dyn Store,
+    sender: &str,
+    accounts: &[sealpost_types::AccountId],
+    report: Vec<u8>,
+    now: i64,
+) -> Result<String, CliError> {
+    let mut targets = Vec::with_capacity(accounts.len());
+    for account in accounts {
+        let inbox = store
+            .mailbox_by_special_use(*account, SpecialUse::Inbox)
+            .await?
+            .ok_or_else(|| CliError::runtime(anyhow!("the account of {sender} has no INBOX")))?;
+        targets.push((inbox.id, Vec::new()));
+    }
+    // RFC 5321 §4.4: the delivering MTA records the reverse-path, here the null one.
+    let mut raw = b"Return-Path: <>\r\n".to_vec();
+    raw.extend_from_slice(&report);
+    store.deliver(Arc::from(raw), now, &targets).await?;
+    Ok(format!("bounce delivered to {sender}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting(next_attempt: i64, last_error: Option<&str>) -> QueuedRecipient {
+        QueuedRecipient {
+            queue_id: QueueId(7),
+            recipient: "bob@remote.example".into(),
+            from: Some("alice@example.org".into()),
+            attempts: 2,
+            next_attempt,
+            last_error: last_error.map(str::to_string),
+            created: 0,
+            size: 10,
+        }
+    }
+
+    #[test]
+    fn list_lines() {
+        let now = 1_767_225_600; // 2026-01-01T00:00:00Z
+        assert_eq!(
+            list_line(&waiting(now, None), now),
+            "7 bob@remote.example attempts=2 next=now error=-"
+        );
+        assert_eq!(
+            list_line(&waiting(now + 3661, Some("451 4.4.1\r\nno answer")), now),
+            "7 bob@remote.example attempts=2 next=2026-01-01T01:01:01Z error=451 4.4.1 no answer"
+        );
+    }
+
+    #[test]
+    fn queue_ids() {
+        assert_eq!(parse_id("42").unwrap(), QueueId(42));
+        assert_eq!(parse_id(" 42 ").unwrap(), QueueId(42));
+        for bad in ["", "0", "-1", "abc", "4 2", "99999999999999999999"] {
+            assert!(parse_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn plurals() {
+        assert_eq!(plural(0, "recipient"), "0 recipients");
+        assert_eq!(plural(1, "recipient"), "1 recipient");
+        assert_eq!(plural(3, "message"), "3 messages");
+    }
+}
