@@ -50,8 +50,10 @@ impl Session<'_> {
             StoreMode::Add => FlagOp::Add,
             StoreMode::Remove => FlagOp::Remove,
         };
-        // SECURITY-TESTS IM-18: keywords per mailbox are bounded.
+        // SECURITY-TESTS IM-18: keywords per mailbox are bounded (counted only when the
+        // command sets one: system flags never need the scan of the mailbox).
         if op != FlagOp::Remove
+            && flags.iter().any(|f| !f.starts_with('\\'))
             && let Some(refusal) = super::limits::keyword_refusal(
                 &super::limits::keywords_in(&selected.messages),
                 &flags,
