@@ -1,8 +1,10 @@
 //! Outbound delivery (issue 6): what happens to a message after the store accepted it for
 //! remote recipients — DKIM signing before it leaves, delivery status notifications (bounces,
-//! RFC 3464) when it cannot, and (next) the scheduler that drives the SMTP client core
-//! (`sealpost_smtp::client`) to each destination's MX hosts.
+//! RFC 3464) when it cannot, and [`deliver`]: one delivery attempt of one message to one
+//! destination's MX hosts, driving the SMTP client core (`sealpost_smtp::client`) over TCP
+//! and STARTTLS. The scheduler that queues, retries and bounces comes next.
 #![forbid(unsafe_code)]
 
+pub mod deliver;
 pub mod dkim;
 pub mod dsn;
