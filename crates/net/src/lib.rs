@@ -21,6 +21,7 @@ pub use error::{FileRole, NetError};
 pub use listener::{BoundListeners, Handler, Limits, ListenerSpec, bind};
 pub use service::ServiceKind;
 pub use tls::{
-    CertPaths, CertReport, CertStore, inspect_certificate, server_config, spawn_reload_on_sighup,
+    CertPaths, CertReport, CertStore, inspect_certificate, opportunistic_client_config,
+    server_config, spawn_reload_on_sighup,
 };
 pub use tokio_util::sync::CancellationToken;

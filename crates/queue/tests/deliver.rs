@@ -240,47 +240,72 @@ async fn every_target_unreachable_defers_every_recipient() {
     }
 }
 
-/// A server that greets and answers EHLO without STARTTLS, records every line it gets,
-/// and answers QUIT.
-async fn plaintext_only_server() -> (u16, tokio::task::JoinHandle<Vec<String>>) {
+/// A scripted SMTP server for `connections` connections in a row: greets as `name`,
+/// answers EHLO with `ehlo` (a whole multi-line reply), answers STARTTLS with 220 and then
+/// bytes that are not TLS (so the client's handshake fails), and accepts everything else.
+/// Returns the lines of every connection.
+async fn scripted_server(
+    name: &'static str,
+    ehlo: &'static [u8],
+    connections: usize,
+) -> (u16, tokio::task::JoinHandle<Vec<Vec<String>>>) {
     let listener = TcpListener::bind((LOCALHOST, 0)).await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let task = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        let (read, mut write) = tcp.into_split();
-        let mut lines = BufReader::new(read).lines();
-        write
-            .write_all(b"220 plain.example ESMTP\r\n")
-            .await
-            .unwrap();
-        let mut seen = Vec::new();
-        let mut in_data = false;
-        while let Ok(Some(line)) = lines.next_line().await {
-            seen.push(line.clone());
-            let reply: &[u8] = if in_data {
-                if line != "." {
-                    continue;
+        let mut all = Vec::new();
+        for _ in 0..connections {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (read, mut write) = tcp.into_split();
+            let mut lines = BufReader::new(read).lines();
+            write
+                .write_all(format!("220 {name} ESMTP\r\n").as_bytes())
+                .await
+                .unwrap();
+            let mut seen = Vec::new();
+            let mut in_data = false;
+            while let Ok(Some(line)) = lines.next_line().await {
+                seen.push(line.clone());
+                let reply: &[u8] = if in_data {
+                    if line != "." {
+                        continue;
+                    }
+                    in_data = false;
+                    b"250 2.0.0 queued\r\n"
+                } else if line.starts_with("EHLO") {
+                    ehlo
+                } else if line == "STARTTLS" {
+                    write.write_all(b"220 2.0.0 go ahead\r\n").await.unwrap();
+                    // Not a TLS ServerHello: the client's handshake fails.
+                    b"this is not TLS\r\n"
+                } else if line == "DATA" {
+                    in_data = true;
+                    b"354 go ahead\r\n"
+                } else if line == "QUIT" {
+                    b"221 2.0.0 bye\r\n"
+                } else {
+                    b"250 2.0.0 ok\r\n"
+                };
+                if write.write_all(reply).await.is_err() || line == "QUIT" {
+                    break;
                 }
-                in_data = false;
-                b"250 2.0.0 queued\r\n"
-            } else if line.starts_with("EHLO") {
-                b"250-plain.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
-            } else if line == "DATA" {
-                in_data = true;
-                b"354 go ahead\r\n"
-            } else if line == "QUIT" {
-                b"221 2.0.0 bye\r\n"
-            } else {
-                b"250 2.0.0 ok\r\n"
-            };
-            write.write_all(reply).await.unwrap();
-            if line == "QUIT" {
-                break;
             }
+            all.push(seen);
         }
-        seen
+        all
     });
     (port, task)
+}
+
+/// A server without STARTTLS, for one connection; returns the lines it got.
+async fn plaintext_only_server() -> (u16, tokio::task::JoinHandle<Vec<String>>) {
+    let (port, task) = scripted_server(
+        "plain.example",
+        b"250-plain.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n",
+        1,
+    )
+    .await;
+    let first = tokio::spawn(async move { task.await.unwrap().swap_remove(0) });
+    (port, first)
 }
 
 #[tokio::test]
@@ -337,55 +362,14 @@ async fn without_require_tls_plaintext_is_used() {
     );
 }
 
-/// A server whose STARTTLS "succeeds" (220) and then sends bytes that are not TLS; on every
-/// connection after the first it behaves like [`plaintext_only_server`] but still offers
-/// STARTTLS. Returns the lines of every connection.
+/// A server whose STARTTLS "succeeds" (220) and then sends bytes that are not TLS.
 async fn broken_tls_server(connections: usize) -> (u16, tokio::task::JoinHandle<Vec<Vec<String>>>) {
-    let listener = TcpListener::bind((LOCALHOST, 0)).await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let task = tokio::spawn(async move {
-        let mut all = Vec::new();
-        for _ in 0..connections {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let (read, mut write) = tcp.into_split();
-            let mut lines = BufReader::new(read).lines();
-            write
-                .write_all(b"220 broken.example ESMTP\r\n")
-                .await
-                .unwrap();
-            let mut seen = Vec::new();
-            let mut in_data = false;
-            while let Ok(Some(line)) = lines.next_line().await {
-                seen.push(line.clone());
-                let reply: &[u8] = if in_data {
-                    if line != "." {
-                        continue;
-                    }
-                    in_data = false;
-                    b"250 2.0.0 queued\r\n"
-                } else if line.starts_with("EHLO") {
-                    b"250-broken.example\r\n250 STARTTLS\r\n"
-                } else if line == "STARTTLS" {
-                    write.write_all(b"220 2.0.0 go ahead\r\n").await.unwrap();
-                    // Not a TLS ServerHello: the client's handshake fails.
-                    b"this is not TLS\r\n"
-                } else if line == "DATA" {
-                    in_data = true;
-                    b"354 go ahead\r\n"
-                } else if line == "QUIT" {
-                    b"221 2.0.0 bye\r\n"
-                } else {
-                    b"250 2.0.0 ok\r\n"
-                };
-                if write.write_all(reply).await.is_err() || line == "QUIT" {
-                    break;
-                }
-            }
-            all.push(seen);
-        }
-        all
-    });
-    (port, task)
+    scripted_server(
+        "broken.example",
+        b"250-broken.example\r\n250 STARTTLS\r\n",
+        connections,
+    )
+    .await
 }
 
 #[tokio::test]

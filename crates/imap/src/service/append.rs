@@ -65,7 +65,7 @@ impl Session<'_> {
             .iter()
             .flat_map(|m| m.flags.iter().map(|f| f.as_str().to_string()))
             .collect();
-        if flags.iter().any(|f| !f.starts_with('\\')) {
+        if flags.iter().any(|f| super::limits::is_keyword(f)) {
             match self.keywords_of(mailbox.id).await {
                 Ok(existing) => {
                     if let Some(refusal) = super::limits::keyword_refusal(&existing, &flags) {

@@ -73,7 +73,7 @@ impl Drop for SessionSlot {
 }
 
 /// System flags start with `\`; everything else is a keyword.
-fn is_keyword(flag: &str) -> bool {
+pub(super) fn is_keyword(flag: &str) -> bool {
     !flag.starts_with('\\')
 }
 

@@ -53,7 +53,7 @@ impl Session<'_> {
         // SECURITY-TESTS IM-18: keywords per mailbox are bounded (counted only when the
         // command sets one: system flags never need the scan of the mailbox).
         if op != FlagOp::Remove
-            && flags.iter().any(|f| !f.starts_with('\\'))
+            && flags.iter().any(|f| super::limits::is_keyword(f))
             && let Some(refusal) = super::limits::keyword_refusal(
                 &super::limits::keywords_in(&selected.messages),
                 &flags,

@@ -5,6 +5,7 @@
 //! reads the current certificate set at each handshake, so [`CertStore::reload`] affects new
 //! handshakes only while established sessions keep their keys.
 
+mod client;
 mod inspect;
 mod load;
 mod names;
@@ -19,6 +20,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, SignatureScheme};
 use tokio::task::JoinHandle;
 
+pub use client::opportunistic_client_config;
 pub use inspect::{CertReport, inspect_certificate};
 
 use crate::error::NetError;
