@@ -32,6 +32,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub dns_nameservers: Vec<SocketAddr>,
     pub outbound_remote_port: u16,
+    pub outbound: OutboundConfig,
     pub limits: LimitsConfig,
     pub smtp: SmtpConfig,
     pub log_level: String,
@@ -66,6 +67,21 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
     Sqlite,
+}
+
+/// `[outbound]`: the delivery of queued mail to other domains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundConfig {
+    /// TCP port of remote MX hosts (25; another only in tests).
+    pub remote_port: u16,
+    /// Connections open at once to all remote hosts.
+    pub max_connections: usize,
+    /// Connections open at once to one destination domain.
+    pub max_connections_per_domain: usize,
+    /// The sender is told once when a message still waits this long; `None`: never.
+    pub delay_warning: Option<Duration>,
+    /// Queued mail is bounced this long after it was accepted.
+    pub lifetime: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -8,7 +8,9 @@ use serde::Deserialize;
 
 use sealpost_types::Domain;
 
-use crate::{CertificateFiles, Config, LimitsConfig, SmtpConfig, StoreConfig, TlsConfig};
+use crate::{
+    CertificateFiles, Config, LimitsConfig, OutboundConfig, SmtpConfig, StoreConfig, TlsConfig,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,12 +129,20 @@ pub struct RawDns {
 pub struct RawOutbound {
     #[serde(default = "default_remote_port")]
     pub remote_port: u16,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_domain: Option<usize>,
+    pub delay_warning_secs: Option<u64>,
+    pub lifetime_secs: Option<u64>,
 }
 
 impl Default for RawOutbound {
     fn default() -> Self {
         Self {
             remote_port: default_remote_port(),
+            max_connections: None,
+            max_connections_per_domain: None,
+            delay_warning_secs: None,
+            lifetime_secs: None,
         }
     }
 }
@@ -173,6 +183,13 @@ pub const DEFAULT_MAX_SESSIONS_PER_USER_IP: usize = 10;
 pub const DEFAULT_HANDSHAKE_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
+/// `[outbound]`: 100 connections, 10 per domain (Postfix: 100 and 20).
+pub const DEFAULT_OUTBOUND_CONNECTIONS: usize = 100;
+pub const DEFAULT_OUTBOUND_CONNECTIONS_PER_DOMAIN: usize = 10;
+/// RFC 5321 §4.5.4.1: give up after 4-5 days; warn after 4 hours (Postfix's
+/// delay_warning_time is off by default; 4 h is Exim's and sendmail's).
+pub const DEFAULT_DELAY_WARNING_SECS: u64 = 4 * 3600;
+pub const DEFAULT_QUEUE_LIFETIME_SECS: u64 = 5 * 24 * 3600;
 pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 50 * 1024 * 1024;
 pub const DEFAULT_MAX_RECIPIENTS: usize = 100;
 pub const DEFAULT_MAX_ERRORS: usize = 10;
@@ -287,6 +304,38 @@ impl RawConfig {
         if self.outbound.remote_port == 0 {
             return Err("outbound.remote_port must not be 0".to_string());
         }
+        let lifetime_secs = self
+            .outbound
+            .lifetime_secs
+            .unwrap_or(DEFAULT_QUEUE_LIFETIME_SECS);
+        if lifetime_secs == 0 {
+            return Err("outbound.lifetime_secs must be at least 1".to_string());
+        }
+        let outbound = OutboundConfig {
+            remote_port: self.outbound.remote_port,
+            max_connections: at_least_one_in(
+                "outbound",
+                "max_connections",
+                self.outbound.max_connections,
+                DEFAULT_OUTBOUND_CONNECTIONS,
+            )?,
+            max_connections_per_domain: at_least_one_in(
+                "outbound",
+                "max_connections_per_domain",
+                self.outbound.max_connections_per_domain,
+                DEFAULT_OUTBOUND_CONNECTIONS_PER_DOMAIN,
+            )?,
+            // 0: never warn.
+            delay_warning: match self
+                .outbound
+                .delay_warning_secs
+                .unwrap_or(DEFAULT_DELAY_WARNING_SECS)
+            {
+                0 => None,
+                seconds => Some(Duration::from_secs(seconds)),
+            },
+            lifetime: Duration::from_secs(lifetime_secs),
+        };
         let limits = LimitsConfig {
             max_connections: at_least_one(
                 "max_connections",
@@ -374,6 +423,7 @@ impl RawConfig {
             store,
             dns_nameservers,
             outbound_remote_port: self.outbound.remote_port,
+            outbound,
             limits,
             smtp,
             log_level,

@@ -37,6 +37,7 @@ use sealpost_smtp::client::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc::UnboundedSender;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
@@ -153,6 +154,44 @@ impl Failure {
         )
     }
 
+    /// The RFC 3463 status code that describes this failure in a report and in the queue.
+    pub fn enhanced_status(&self) -> &'static str {
+        match self {
+            // X.4.4 "Unable to route" (no host to try).
+            Failure::NoTargets => "4.4.4",
+            // X.3.5 "System incorrectly configured" (our own name).
+            Failure::InvalidHostname(_) => "4.3.5",
+            // X.4.1 "No answer from host".
+            Failure::Connect(..) | Failure::ConnectTimeout(_) => "4.4.1",
+            // X.4.2 "Bad connection".
+            Failure::Refused(_)
+            | Failure::ServiceClosing(_)
+            | Failure::Protocol(_)
+            | Failure::ConnectionLost
+            | Failure::TimedOut
+            | Failure::Io(_) => "4.4.2",
+            // RFC 8689 §5 / RFC 3463 X.7.10 "Encryption needed".
+            Failure::TlsNotOffered | Failure::StartTlsRefused(_) | Failure::TlsHandshake(_) => {
+                "4.7.10"
+            }
+            Failure::Send(error) => match error {
+                // X.1.7 "Bad sender's mailbox address syntax".
+                SendError::InvalidSender => "5.1.7",
+                // X.1.3 "Bad destination mailbox address syntax".
+                SendError::InvalidRecipient(_) => "5.1.3",
+                // X.5.4 "Invalid command arguments".
+                SendError::InvalidDsnParameter(_) => "5.5.4",
+                // RFC 6531 §3.7.5 / RFC 6533 X.6.7: non-ASCII addresses not permitted.
+                SendError::SmtpUtf8NotOffered => "5.6.7",
+                // RFC 8689 §5: REQUIRETLS support required.
+                SendError::RequireTlsNotOffered => "5.7.30",
+                // X.3.4 "Message too big for system".
+                SendError::TooBig { .. } => "5.3.4",
+                _ => "4.3.0",
+            },
+        }
+    }
+
     /// The envelope itself is at fault: no other server needs to be tried.
     fn is_envelope_error(&self) -> bool {
         matches!(
@@ -241,6 +280,28 @@ pub struct DeliveryReport {
     pub failures: Vec<(String, SocketAddr, Failure)>,
 }
 
+/// One message of a batch for [`deliver_batch`]: the envelope (recipients of one destination
+/// domain) and the bytes, as they leave.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub envelope: Envelope,
+    pub body: MessageBody,
+}
+
+/// Verdicts of one finished transaction, sent while the batch goes on so that the caller can
+/// record them at once (the window in which a crash would send a message twice, RFC 5321
+/// §6.1, is then one store commit, not a whole batch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// The index of the message in the batch.
+    pub message: usize,
+    /// The target host that answered.
+    pub host: String,
+    /// The recipients decided (envelope indexes) with their outcomes; these are final: the
+    /// batch's [`DeliveryReport`] says the same of them.
+    pub outcomes: Vec<(usize, DeliveryOutcome)>,
+}
+
 /// Delivers `body` to the recipients of `envelope` (all of one destination domain) through
 /// `targets` on `port`, saying `hostname` in EHLO. See the module documentation.
 pub async fn deliver(
@@ -251,31 +312,56 @@ pub async fn deliver(
     body: MessageBody,
     options: &DeliveryOptions,
 ) -> DeliveryReport {
-    let count = envelope.recipients.len();
-    let mut report = DeliveryReport {
-        recipients: vec![DeliveryOutcome::Deferred(Failure::NoTargets); count],
-        host: None,
-        address: None,
-        tls: None,
-        failures: Vec::new(),
-    };
+    let batch = [Outgoing {
+        envelope: envelope.clone(),
+        body,
+    }];
+    deliver_batch(targets, port, hostname, &batch, options, None)
+        .await
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| DeliveryReport::undecided(0, Failure::NoTargets))
+}
+
+/// Delivers several messages to one destination domain, one transaction after the other
+/// on the same connection (RFC 5321 §4.5.4.1: a session may carry any number of
+/// transactions; connection reuse spares a TCP and TLS handshake per message). A target
+/// that fails moves every message still undecided on to the next target. Returns one report
+/// per message, in order; each finished transaction is also sent on `progress` as it
+/// completes.
+pub async fn deliver_batch(
+    targets: &[Target],
+    port: u16,
+    hostname: &str,
+    messages: &[Outgoing],
+    options: &DeliveryOptions,
+    progress: Option<&UnboundedSender<Progress>>,
+) -> Vec<DeliveryReport> {
+    let mut reports: Vec<DeliveryReport> = messages
+        .iter()
+        .map(|m| DeliveryReport::undecided(m.envelope.recipients.len(), Failure::NoTargets))
+        .collect();
     let config = ClientConfig {
         hostname: hostname.to_string(),
         tls_active: false,
     };
     if ClientCore::new(config.clone()).is_err() {
         let failure = Failure::InvalidHostname(hostname.to_string());
-        report.recipients = vec![DeliveryOutcome::Deferred(failure); count];
-        return report;
+        return messages
+            .iter()
+            .map(|m| DeliveryReport::undecided(m.envelope.recipients.len(), failure.clone()))
+            .collect();
     }
-    // RFC 8689 §4.2.1: a REQUIRETLS message never travels in plaintext.
-    let require_tls = options.require_tls || envelope.require_tls;
-    let mut pending: Vec<usize> = (0..count).collect();
-    let mut last_failure = Failure::NoTargets;
+    // Per message: the envelope indexes still without a verdict.
+    let mut pending: Vec<Vec<usize>> = messages
+        .iter()
+        .map(|m| (0..m.envelope.recipients.len()).collect())
+        .collect();
+    let mut last_failure: Vec<Failure> = vec![Failure::NoTargets; messages.len()];
     'targets: for target in targets {
         // RFC 5321 §5.1: each address of the host in turn.
         for ip in &target.addresses {
-            if pending.is_empty() {
+            if pending.iter().all(Vec::is_empty) {
                 break 'targets;
             }
             let addr = SocketAddr::new(*ip, port);
@@ -285,72 +371,123 @@ pub async fn deliver(
                     host: &target.host,
                     addr,
                     config: config.clone(),
-                    envelope,
+                    messages,
                     pending: &pending,
-                    body: body.clone(),
                     options,
-                    require_tls,
                     starttls,
+                    progress,
                 };
                 let attempt = session.run().await;
                 // RFC 7435 §3: a failed opportunistic handshake falls back to cleartext.
                 if starttls
-                    && !require_tls
-                    && attempt.decided.is_empty()
-                    && matches!(attempt.failure, Some(Failure::TlsHandshake(_)))
+                    && !options.require_tls
+                    && attempt.decided.iter().all(Vec::is_empty)
+                    && let Some(failure @ Failure::TlsHandshake(_)) = &attempt.session_failure
                 {
-                    if let Some(failure) = attempt.failure {
-                        report.failures.push((target.host.clone(), addr, failure));
+                    for (report, waiting) in reports.iter_mut().zip(&pending) {
+                        if !waiting.is_empty() {
+                            report
+                                .failures
+                                .push((target.host.clone(), addr, failure.clone()));
+                        }
                     }
                     starttls = false;
                     continue;
                 }
                 break attempt;
             };
-            if attempt.answered {
-                report.host = Some(target.host.clone());
-                report.address = Some(addr);
-                report.tls = attempt.tls;
-            }
-            for (index, outcome) in attempt.decided {
-                if let Some(slot) = report.recipients.get_mut(index) {
-                    *slot = outcome;
+            for (index, report) in reports.iter_mut().enumerate() {
+                let (Some(waiting), Some(last)) =
+                    (pending.get_mut(index), last_failure.get_mut(index))
+                else {
+                    continue;
+                };
+                if attempt.answered.get(index) == Some(&true) {
+                    report.host = Some(target.host.clone());
+                    report.address = Some(addr);
+                    report.tls.clone_from(&attempt.tls);
                 }
-                pending.retain(|&p| p != index);
-            }
-            if let Some(failure) = attempt.failure {
-                report
-                    .failures
-                    .push((target.host.clone(), addr, failure.clone()));
-                let stop = failure.is_envelope_error();
-                last_failure = failure;
-                if stop {
-                    break 'targets;
+                for (recipient, outcome) in attempt.decided.get(index).into_iter().flatten() {
+                    if let Some(slot) = report.recipients.get_mut(*recipient) {
+                        *slot = outcome.clone();
+                    }
+                    waiting.retain(|p| p != recipient);
+                }
+                if let Some(Some(failure)) = attempt.failures.get(index) {
+                    report
+                        .failures
+                        .push((target.host.clone(), addr, failure.clone()));
+                    *last = failure.clone();
+                    // The envelope itself is at fault: no other server can take it.
+                    if failure.is_envelope_error() {
+                        for recipient in waiting.drain(..) {
+                            if let Some(slot) = report.recipients.get_mut(recipient) {
+                                *slot = DeliveryOutcome::Failed(failure.clone());
+                            }
+                        }
+                    }
                 }
             }
         }
     }
-    for index in pending {
-        if let Some(slot) = report.recipients.get_mut(index) {
-            *slot = if last_failure.is_permanent() {
-                DeliveryOutcome::Failed(last_failure.clone())
-            } else {
-                DeliveryOutcome::Deferred(last_failure.clone())
-            };
+    for ((report, waiting), last) in reports.iter_mut().zip(&pending).zip(&last_failure) {
+        for &index in waiting {
+            if let Some(slot) = report.recipients.get_mut(index) {
+                *slot = if last.is_permanent() {
+                    DeliveryOutcome::Failed(last.clone())
+                } else {
+                    DeliveryOutcome::Deferred(last.clone())
+                };
+            }
         }
     }
-    report
+    reports
 }
 
-/// What one connection decided.
+impl DeliveryReport {
+    /// No verdict yet: every recipient deferred with `failure`.
+    fn undecided(recipients: usize, failure: Failure) -> Self {
+        DeliveryReport {
+            recipients: vec![DeliveryOutcome::Deferred(failure); recipients],
+            host: None,
+            address: None,
+            tls: None,
+            failures: Vec::new(),
+        }
+    }
+}
+
+/// What one connection decided, per message of the batch.
 struct Attempt {
     /// Recipients (envelope indexes) with a final verdict from this server or a local one.
-    decided: Vec<(usize, DeliveryOutcome)>,
-    /// Why the others got none; `None` when all pending ones were decided.
-    failure: Option<Failure>,
-    /// A transaction got replies here.
-    answered: bool,
+    decided: Vec<Vec<(usize, DeliveryOutcome)>>,
+    /// Why a message's other recipients got none; `None` when all were decided.
+    failures: Vec<Option<Failure>>,
+    /// Why the session as a whole ended early (connect, TLS, a lost connection).
+    session_failure: Option<Failure>,
+    /// A transaction of the message got replies here.
+    answered: Vec<bool>,
     tls: Option<TlsSummary>,
+}
+
+impl Attempt {
+    fn is_decided(&self, message: usize, recipient: usize) -> bool {
+        self.decided
+            .get(message)
+            .is_some_and(|decided| decided.iter().any(|(i, _)| *i == recipient))
+    }
+
+    fn decide(&mut self, message: usize, recipient: usize, outcome: DeliveryOutcome) {
+        if let Some(decided) = self.decided.get_mut(message) {
+            decided.push((recipient, outcome));
+        }
+    }
+
+    fn fail(&mut self, message: usize, failure: Failure) {
+        if let Some(slot) = self.failures.get_mut(message) {
+            *slot = Some(failure);
+        }
+    }
 }
 
 /// One connection to one address.
@@ -358,14 +495,20 @@ struct Session<'a> {
     host: &'a str,
     addr: SocketAddr,
     config: ClientConfig,
-    envelope: &'a Envelope,
-    /// The envelope indexes still to deliver.
-    pending: &'a [usize],
-    body: MessageBody,
+    messages: &'a [Outgoing],
+    /// Per message, the envelope indexes still to deliver.
+    pending: &'a [Vec<usize>],
     options: &'a DeliveryOptions,
-    require_tls: bool,
     /// Use STARTTLS when offered (off for the cleartext retry after a failed handshake).
     starttls: bool,
+    progress: Option<&'a UnboundedSender<Progress>>,
+}
+
+/// The transaction in flight: which message, and the envelope indexes of its recipients in
+/// the transaction's order.
+struct InFlight {
+    message: usize,
+    sent: Vec<usize>,
 }
 
 enum Stream {
@@ -406,22 +549,23 @@ impl Stream {
 
 impl Session<'_> {
     async fn run(self) -> Attempt {
+        let count = self.messages.len();
         let mut attempt = Attempt {
-            decided: Vec::new(),
-            failure: None,
-            answered: false,
+            decided: vec![Vec::new(); count],
+            failures: vec![None; count],
+            session_failure: None,
+            answered: vec![false; count],
             tls: None,
         };
         let connect =
             tokio::time::timeout(self.options.connect_timeout, TcpStream::connect(self.addr)).await;
         let tcp = match connect {
             Err(_) => {
-                attempt.failure = Some(Failure::ConnectTimeout(self.addr));
-                return attempt;
+                return self.finish(attempt, Some(Failure::ConnectTimeout(self.addr)), &[]);
             }
             Ok(Err(error)) => {
-                attempt.failure = Some(Failure::Connect(self.addr, error.to_string()));
-                return attempt;
+                let failure = Failure::Connect(self.addr, error.to_string());
+                return self.finish(attempt, Some(failure), &[]);
             }
             Ok(Ok(tcp)) => tcp,
         };
@@ -429,14 +573,14 @@ impl Session<'_> {
         let mut core = match ClientCore::new(self.config.clone()) {
             Ok(core) => core,
             Err(_) => {
-                attempt.failure = Some(Failure::InvalidHostname(self.config.hostname.clone()));
-                return attempt;
+                let failure = Failure::InvalidHostname(self.config.hostname.clone());
+                return self.finish(attempt, Some(failure), &[]);
             }
         };
         let mut stream = Stream::Plain(tcp);
-        // The envelope indexes of the transaction's recipients, in its order.
-        let mut sent: Vec<usize> = Vec::new();
-        let mut transaction_done = false;
+        let mut next_message = 0usize;
+        let mut in_flight: Option<InFlight> = None;
+        let mut transacted = vec![false; count];
         let mut io_failure: Option<Failure> = None;
         let mut end: Option<SessionEnd> = None;
         let mut buf = vec![0u8; READ_BUFFER];
@@ -470,11 +614,11 @@ impl Session<'_> {
                         if !tls_active && self.starttls && extensions.starttls {
                             // RFC 3207 §4; idle after Ready, so this cannot fail.
                             let _ = core.start_tls();
-                        } else if !tls_active && self.require_tls {
-                            attempt.failure = Some(Failure::TlsNotOffered);
+                        } else if !tls_active && self.options.require_tls {
+                            attempt.session_failure = Some(Failure::TlsNotOffered);
                             let _ = core.quit();
                         } else {
-                            self.send(&mut core, &mut sent, &mut attempt);
+                            in_flight = self.send_next(&mut core, &mut next_message, &mut attempt);
                         }
                     }
                     Event::UpgradeTls => {
@@ -497,26 +641,43 @@ impl Session<'_> {
                         }
                     }
                     Event::StartTlsRefused(reply) => {
-                        if self.require_tls {
-                            attempt.failure = Some(Failure::StartTlsRefused(reply));
+                        if self.options.require_tls {
+                            attempt.session_failure = Some(Failure::StartTlsRefused(reply));
                             let _ = core.quit();
                         } else {
-                            self.send(&mut core, &mut sent, &mut attempt);
+                            in_flight = self.send_next(&mut core, &mut next_message, &mut attempt);
                         }
                     }
                     Event::Transaction(result) => {
-                        transaction_done = true;
-                        let outcomes = result.outcomes();
-                        for (&index, outcome) in sent.iter().zip(outcomes) {
-                            if outcome != RecipientOutcome::NotAttempted {
-                                attempt.answered = true;
-                                attempt
-                                    .decided
-                                    .push((index, DeliveryOutcome::Replied(outcome)));
+                        if let Some(InFlight { message, sent }) = in_flight.take() {
+                            if let Some(done) = transacted.get_mut(message) {
+                                *done = true;
+                            }
+                            let mut verdicts = Vec::new();
+                            for (&index, outcome) in sent.iter().zip(result.outcomes()) {
+                                if outcome != RecipientOutcome::NotAttempted {
+                                    verdicts.push((index, DeliveryOutcome::Replied(outcome)));
+                                }
+                            }
+                            if !verdicts.is_empty() {
+                                if let Some(answered) = attempt.answered.get_mut(message) {
+                                    *answered = true;
+                                }
+                                for (index, outcome) in &verdicts {
+                                    attempt.decide(message, *index, outcome.clone());
+                                }
+                                if let Some(progress) = self.progress {
+                                    // A closed receiver only means nobody records early.
+                                    let _ = progress.send(Progress {
+                                        message,
+                                        host: self.host.to_string(),
+                                        outcomes: verdicts,
+                                    });
+                                }
                             }
                         }
                         if core.is_idle() {
-                            let _ = core.quit();
+                            in_flight = self.send_next(&mut core, &mut next_message, &mut attempt);
                         }
                     }
                     Event::Closed(session_end) => end = Some(session_end),
@@ -524,67 +685,103 @@ impl Session<'_> {
             }
         }
         stream.shutdown().await;
+        let session_failure = attempt
+            .session_failure
+            .take()
+            .or(io_failure)
+            .or_else(|| end.and_then(session_failure));
+        self.finish(attempt, session_failure, &transacted)
+    }
 
-        let undecided = self
-            .pending
-            .iter()
-            .any(|index| !attempt.decided.iter().any(|(i, _)| i == index));
-        if undecided && attempt.failure.is_none() {
-            attempt.failure = Some(
-                io_failure
-                    .or_else(|| end.and_then(session_failure))
-                    .unwrap_or(if transaction_done {
+    /// Gives every message left undecided by the session a reason: its own, or the
+    /// session's.
+    fn finish(
+        &self,
+        mut attempt: Attempt,
+        session_failure: Option<Failure>,
+        transacted: &[bool],
+    ) -> Attempt {
+        for (message, waiting) in self.pending.iter().enumerate() {
+            let undecided = waiting.iter().any(|&r| !attempt.is_decided(message, r));
+            let Some(slot) = attempt.failures.get_mut(message) else {
+                continue;
+            };
+            if !undecided {
+                *slot = None;
+            } else if slot.is_none() {
+                *slot = Some(session_failure.clone().unwrap_or(
+                    if transacted.get(message) == Some(&true) {
                         Failure::ConnectionLost
                     } else {
                         Failure::Io("session ended without a transaction".to_string())
-                    }),
-            );
+                    },
+                ));
+            }
         }
-        if !undecided {
-            attempt.failure = None;
-        }
+        attempt.session_failure = session_failure;
         attempt
     }
 
-    /// Starts the transaction for the pending recipients. A recipient address that cannot
-    /// be written is decided here (permanent, RFC 5321 §4.1.2); any other refusal of the
-    /// envelope ends the session.
-    fn send(&self, core: &mut ClientCore, sent: &mut Vec<usize>, attempt: &mut Attempt) {
-        let mut indexes: Vec<usize> = self
-            .pending
-            .iter()
-            .copied()
-            .filter(|index| !attempt.decided.iter().any(|(i, _)| i == index))
-            .collect();
-        loop {
-            if indexes.is_empty() {
-                let _ = core.quit();
-                return;
-            }
-            let mut envelope = self.envelope.clone();
-            envelope.recipients = indexes
-                .iter()
-                .filter_map(|&index| self.envelope.recipients.get(index).cloned())
+    /// Starts the transaction of the next message with recipients to deliver; QUIT when
+    /// there is none. A recipient address that cannot be written is decided here
+    /// (permanent, RFC 5321 §4.1.2); a message the server cannot take as it is (SMTPUTF8,
+    /// REQUIRETLS or SIZE, RFC 6531 §3.2, RFC 8689 §4.2.1, RFC 1870 §6) is skipped with its
+    /// reason and the next one goes on in the same session.
+    fn send_next(
+        &self,
+        core: &mut ClientCore,
+        next_message: &mut usize,
+        attempt: &mut Attempt,
+    ) -> Option<InFlight> {
+        while let Some(outgoing) = self.messages.get(*next_message) {
+            let message = *next_message;
+            *next_message += 1;
+            let mut indexes: Vec<usize> = self
+                .pending
+                .get(message)
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|&index| !attempt.is_decided(message, index))
                 .collect();
-            match core.send(&envelope, self.body.clone()) {
-                Ok(()) => {
-                    *sent = indexes;
-                    return;
-                }
-                Err(SendError::InvalidRecipient(position)) if position < indexes.len() => {
-                    let index = indexes.remove(position);
-                    let failure = Failure::Send(SendError::InvalidRecipient(index));
-                    attempt
-                        .decided
-                        .push((index, DeliveryOutcome::Failed(failure)));
-                }
-                Err(error) => {
-                    attempt.failure = Some(Failure::Send(error));
-                    let _ = core.quit();
-                    return;
+            if indexes.is_empty() {
+                continue;
+            }
+            // RFC 8689 §4.2.1: a REQUIRETLS message never travels in plaintext.
+            if outgoing.envelope.require_tls && !core.tls_active() {
+                attempt.fail(message, Failure::TlsNotOffered);
+                continue;
+            }
+            loop {
+                let mut envelope = outgoing.envelope.clone();
+                envelope.recipients = indexes
+                    .iter()
+                    .filter_map(|&index| outgoing.envelope.recipients.get(index).cloned())
+                    .collect();
+                match core.send(&envelope, outgoing.body.clone()) {
+                    Ok(()) => {
+                        return Some(InFlight {
+                            message,
+                            sent: indexes,
+                        });
+                    }
+                    Err(SendError::InvalidRecipient(position)) if position < indexes.len() => {
+                        let index = indexes.remove(position);
+                        let failure = Failure::Send(SendError::InvalidRecipient(index));
+                        attempt.decide(message, index, DeliveryOutcome::Failed(failure));
+                        if indexes.is_empty() {
+                            break;
+                        }
+                    }
+                    Err(error) => {
+                        attempt.fail(message, Failure::Send(error));
+                        break;
+                    }
                 }
             }
         }
+        let _ = core.quit();
+        None
     }
 
     /// Writes everything the core has to send, each write within its timeout.

@@ -8,3 +8,5 @@
 pub mod deliver;
 pub mod dkim;
 pub mod dsn;
+pub mod notify;
+pub mod scheduler;

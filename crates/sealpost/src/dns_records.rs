@@ -57,6 +57,22 @@ pub fn records(domain: &DomainRecord, hostname: &Domain) -> Vec<String> {
         "TXT",
         &quoted_txt(&format!("v=DMARC1; p=reject; rua=mailto:{postmaster}")),
     ));
+    // RFC 8461 §3.1: the policy's TXT record, whose id changes whenever the policy does, and
+    // §3.2: the policy host mta-sts.<domain> (here the mail host, which must then serve the
+    // policy below over HTTPS with a publicly trusted certificate).
+    let policy = mta_sts_policy(hostname);
+    out.push(line(
+        &format!("_mta-sts.{name}"),
+        "TXT",
+        &quoted_txt(&format!("v=STSv1; id={}", policy_id(&policy))),
+    ));
+    out.push(line(&format!("mta-sts.{name}"), "CNAME", &host));
+    out.push(format!(
+        "; MTA-STS policy (RFC 8461 §3.2) to serve at https://mta-sts.{}/.well-known/mta-sts.txt \
+         (text/plain); change mode to enforce once {hostname} has a publicly trusted certificate:",
+        domain.name
+    ));
+    out.extend(policy.lines().map(|l| format!(";   {l}")));
     // RFC 8460 §3: where to send TLS reports about mail to this domain.
     out.push(line(
         &format!("_smtp._tls.{name}"),
@@ -79,6 +95,21 @@ pub fn records(domain: &DomainRecord, hostname: &Domain) -> Vec<String> {
         ));
     }
     out
+}
+
+/// The MTA-STS policy file (RFC 8461 §3.2): mail for the domain goes to `hostname` only,
+/// in testing mode (failures are reported, not enforced) and cached for a week.
+fn mta_sts_policy(hostname: &Domain) -> String {
+    format!("version: STSv1\nmode: testing\nmx: {hostname}\nmax_age: 604800\n")
+}
+
+/// RFC 8461 §3.1: `id` is 1-32 letters or digits that change with the policy: a hash of it
+/// (FNV-1a, 64 bits, in hex).
+fn policy_id(policy: &str) -> String {
+    let hash = policy.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{hash:016x}")
 }
 
 #[cfg(test)]
@@ -117,6 +148,20 @@ mod tests {
             lines
                 .iter()
                 .any(|l| l.starts_with("_dmarc.example.org. 3600 IN TXT \"v=DMARC1; p=reject"))
+        );
+        let sts = lines
+            .iter()
+            .find(|l| l.starts_with("_mta-sts.example.org. 3600 IN TXT \"v=STSv1; id="))
+            .unwrap();
+        let id = sts.split("id=").nth(1).unwrap().trim_end_matches('"');
+        assert!(id.len() <= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric()), "{sts}");
+        assert!(lines.contains(&"mta-sts.example.org. 3600 IN CNAME mail.example.org.".to_string()));
+        assert!(lines.contains(&";   mx: mail.example.org".to_string()));
+        assert!(lines.contains(&";   version: STSv1".to_string()));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("_smtp._tls.example.org. 3600 IN TXT \"v=TLSRPTv1; rua="))
         );
     }
 }

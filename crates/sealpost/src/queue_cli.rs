@@ -13,18 +13,13 @@
 //!   or `no bounce: REASON`.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::anyhow;
-use rand::Rng;
 use sealpost_config::Config;
-use sealpost_queue::dsn::{self, Action, Diagnostic, DsnRecipient, DsnRequest};
-use sealpost_store::{
-    DroppedMessage, EntryRecipient, OutboundEnvelope, OutboundRecipient, QueueId, QueuedRecipient,
-    Store,
-};
+use sealpost_queue::dsn::{self, Action, Diagnostic, DsnRecipient};
+use sealpost_queue::notify::notify_sender;
+use sealpost_store::{DroppedMessage, EntryRecipient, QueueId, QueuedRecipient, Store};
 use sealpost_types::date::{UtcDateTime, unix_now};
-use sealpost_types::{Address, SpecialUse};
 
 use crate::cli::QueueCommand;
 use crate::exit::CliError;
@@ -162,12 +157,6 @@ async fn bounce(
     hostname: &str,
     dropped: &DroppedMessage,
 ) -> Result<String, CliError> {
-    let entry = &dropped.entry;
-    // RFC 3461 §6.2 / RFC 5321 §4.5.5: never a bounce to <> (a bounce is never bounced).
-    let sender = match entry.from.as_deref() {
-        Some(sender) if !dsn::must_not_bounce(Some(sender)) => sender,
-        _ => return Ok("no bounce: the sender is <>".to_string()),
-    };
     // RFC 3461 §4.1: NOTIFY=NEVER (or a list without FAILURE) asks for no failure report.
     let recipients: Vec<DsnRecipient> = dropped
         .recipients
@@ -175,56 +164,17 @@ async fn bounce(
         .filter(|r| dsn::wants_report(r.notify.as_deref(), Action::Failed))
         .map(dropped_recipient)
         .collect();
-    if recipients.is_empty() {
-        return Ok("no bounce: no recipient asked for one (NOTIFY)".to_string());
-    }
-    let now = unix_now();
-    let unique = format!(
-        "dsn.{}.{now}.{:08x}",
-        entry.queue_id,
-        rand::rng().random::<u32>()
-    );
-    let report = dsn::build(&DsnRequest {
-        reporting_mta: hostname,
-        sender,
-        envid: entry.envid.as_deref(),
-        ret: entry.ret.as_deref(),
-        arrival: entry.created,
-        now,
-        unique: &unique,
-        recipients: &recipients,
-        original: &dropped.raw,
-    })
+    let notified = notify_sender(
+        store,
+        hostname,
+        &dropped.entry,
+        &recipients,
+        &dropped.raw,
+        unix_now(),
+    )
+    .await
     .map_err(CliError::runtime)?;
-
-    let address = Address::parse(sender).ok();
-    let accounts = match &address {
-        Some(address) => store.resolve_recipient(address).await?,
-        None => Vec::new(),
-    };
-    if !accounts.is_empty() {
-        return deliver_locally(store, sender, &accounts, report, now).await;
-    }
-    if let Some(address) = &address
-        && store.domain(address.domain()).await?.is_some()
-    {
-        return Ok(format!(
-            "no bounce: nobody receives mail for {sender} here any more"
-        ));
-    }
-    // RFC 3461 §6.2: the report goes out with the null reverse-path.
-    let envelope = OutboundEnvelope {
-        from: None,
-        recipients: vec![OutboundRecipient::new(sender)],
-        ..OutboundEnvelope::default()
-    };
-    let accepted = store
-        .accept_message(Arc::from(report), now, &[], Some(envelope))
-        .await?;
-    Ok(match accepted.queued {
-        Some(queued) => format!("bounce queued to {sender} as queue entry {queued}"),
-        None => format!("bounce queued to {sender}"),
-    })
+    Ok(notified.to_string())
 }
 
 fn dropped_recipient(recipient: &EntryRecipient) -> DsnRecipient {
@@ -238,30 +188,6 @@ fn dropped_recipient(recipient: &EntryRecipient) -> DsnRecipient {
         last_attempt: None,
         will_retry_until: None,
     }
-}
-
-/// Stores the report in the INBOX of each local account that receives the sender's mail,
-/// as a delivery over SMTP would.
-async fn deliver_locally(
-    store: &dyn Store,
-    sender: &str,
-    accounts: &[sealpost_types::AccountId],
-    report: Vec<u8>,
-    now: i64,
-) -> Result<String, CliError> {
-    let mut targets = Vec::with_capacity(accounts.len());
-    for account in accounts {
-        let inbox = store
-            .mailbox_by_special_use(*account, SpecialUse::Inbox)
-            .await?
-            .ok_or_else(|| CliError::runtime(anyhow!("the account of {sender} has no INBOX")))?;
-        targets.push((inbox.id, Vec::new()));
-    }
-    // RFC 5321 §4.4: the delivering MTA records the reverse-path, here the null one.
-    let mut raw = b"Return-Path: <>\r\n".to_vec();
-    raw.extend_from_slice(&report);
-    store.deliver(Arc::from(raw), now, &targets).await?;
-    Ok(format!("bounce delivered to {sender}"))
 }
 
 #[cfg(test)]

@@ -6,8 +6,12 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 use sealpost_config::{Config, ServiceName};
+use sealpost_dns::Resolver;
 use sealpost_net::{CertPaths, CertStore, Handler, Limits, ListenerSpec, ServiceKind};
+use sealpost_queue::deliver::DeliveryOptions;
+use sealpost_queue::scheduler::{QueueSettings, Scheduler};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use sealpost_imap::service::ImapService;
@@ -86,7 +90,8 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<(), Cli
     }
     let listeners = sealpost_net::bind(&specs).map_err(CliError::runtime)?;
 
-    let handlers = handlers(config, &store, &specs);
+    let scheduler = scheduler(config, &store)?;
+    let handlers = handlers(config, &store, &specs, scheduler.waker());
 
     sealpost_net::spawn_reload_on_sighup(Arc::clone(&certs)).map_err(CliError::runtime)?;
     spawn_shutdown_on_signal(shutdown.clone())?;
@@ -97,17 +102,38 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<(), Cli
         idle_timeout: config.limits.idle_timeout,
         shutdown_grace: config.limits.shutdown_grace,
     };
+    let delivering = tokio::spawn(scheduler.run(shutdown.clone()));
     tracing::info!(
         hostname = %config.hostname,
         listeners = %specs.iter().map(|s| format!("{}={}", s.service.name(), s.addr)).collect::<Vec<_>>().join(" "),
         "sealpost is serving"
     );
-    listeners
-        .serve(handlers, certs, limits, shutdown)
+    let served = listeners
+        .serve(handlers, certs, limits, shutdown.clone())
         .await
-        .map_err(CliError::runtime)?;
+        .map_err(CliError::runtime);
+    // The listeners stop on shutdown, or on an error: the scheduler stops with them.
+    shutdown.cancel();
+    if let Err(error) = delivering.await {
+        tracing::error!(%error, "the outbound scheduler failed");
+    }
+    served?;
     tracing::info!("sealpost stopped");
     Ok(())
+}
+
+/// The outbound queue's scheduler: `[dns]` and `[outbound]` of the configuration.
+fn scheduler(config: &Config, store: &Arc<dyn Store>) -> Result<Scheduler, CliError> {
+    let resolver = Resolver::from_config(config).map_err(CliError::usage)?;
+    let delivery = DeliveryOptions::opportunistic()
+        .map_err(|error| CliError::runtime(anyhow!("cannot set up outbound TLS: {error}")))?;
+    let outbound = &config.outbound;
+    let mut settings = QueueSettings::new(config.hostname.as_str(), outbound.remote_port, delivery);
+    settings.max_connections = outbound.max_connections;
+    settings.max_connections_per_domain = outbound.max_connections_per_domain;
+    settings.retry.delay_warning = outbound.delay_warning;
+    settings.retry.lifetime = outbound.lifetime;
+    Ok(Scheduler::new(Arc::clone(store), resolver, settings))
 }
 
 /// The handler of each configured service: SMTP on its three ports, POP3 and IMAP on two each.
@@ -115,6 +141,7 @@ fn handlers(
     config: &Config,
     store: &Arc<dyn Store>,
     specs: &[ListenerSpec],
+    queue_waker: Arc<Notify>,
 ) -> HashMap<ServiceKind, Arc<dyn Handler>> {
     let directory: Arc<dyn Directory> = Arc::clone(store) as Arc<dyn Directory>;
     let authenticator = Arc::new(Authenticator::new(directory));
@@ -124,12 +151,15 @@ fn handlers(
         max_errors: config.smtp.max_errors,
         max_auth_failures: config.smtp.max_auth_failures,
     };
-    let smtp: Arc<dyn Handler> = Arc::new(SmtpService::new(
-        config.hostname.as_str(),
-        Arc::clone(store),
-        Arc::clone(&authenticator),
-        limits,
-    ));
+    let smtp: Arc<dyn Handler> = Arc::new(
+        SmtpService::new(
+            config.hostname.as_str(),
+            Arc::clone(store),
+            Arc::clone(&authenticator),
+            limits,
+        )
+        .with_queue_waker(queue_waker),
+    );
     let pop3: Arc<dyn Handler> = Arc::new(Pop3Service::new(
         config.hostname.as_str(),
         Arc::clone(store),

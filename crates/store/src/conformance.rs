@@ -86,6 +86,7 @@ macro_rules! store_conformance_tests {
             queue_record_attempt_counts_and_settles,
             queue_flush_makes_everything_due,
             queue_drop_entry_returns_what_a_bounce_needs,
+            queue_delay_report_claimed_once,
             concurrent_reads_during_writes,
             group_commit_concurrent_delivers,
             append_messages_is_atomic,

@@ -190,7 +190,18 @@ pub trait MailStore: Send + Sync {
     /// oldest first (time of queueing, then queue id). Each comes with its envelope and only
     /// those of its recipients that are `Queued` and due (recipients deferred to later stay
     /// out until their own time), in the order they were given.
-    async fn due(&self, now: i64, limit: usize) -> StoreResult<Vec<DueMessage>>;
+    async fn due(&self, now: i64, limit: usize) -> StoreResult<Vec<DueMessage>> {
+        self.due_after(now, None, limit).await
+    }
+    /// [`MailStore::due`] from a point on: only entries after `after` (time of queueing,
+    /// queue id) in that order, so that a scheduler holding some entries in flight reads
+    /// the next ones instead of the same ones again.
+    async fn due_after(
+        &self,
+        now: i64,
+        after: Option<(i64, QueueId)>,
+        limit: usize,
+    ) -> StoreResult<Vec<DueMessage>>;
     /// Records the outcome of one delivery attempt, in ONE write job: each recipient named
     /// in `results` gets one more attempt counted and its new state (`Delivered`,
     /// `Deferred` to a later time with its error, `Failed` with its error). Results for
@@ -214,6 +225,11 @@ pub trait MailStore: Send + Sync {
     /// job; attempt counts and errors are kept. Returns how many recipients are queued
     /// (all now due).
     async fn flush(&self, now: i64) -> StoreResult<usize>;
+    /// Notes that the sender of entry `queue_id` has been sent its delay report (RFC 3464
+    /// `Action: delayed`), in one write job. True when it had not been noted before (the
+    /// caller sends the report), false when it had or the entry is gone: a message gets
+    /// one delay report, however many attempts and schedulers see it late.
+    async fn claim_delay_report(&self, queue_id: QueueId) -> StoreResult<bool>;
     /// Removes a queue entry with all its recipients in one write job (`sealpost queue
     /// drop`), returning its envelope, the recipients that were still `Queued` and the
     /// message bytes (read before the blob may go), so that the caller can bounce it.

@@ -243,6 +243,8 @@ pub struct QueueEntry {
     pub created: i64,
     /// Size of the message in octets.
     pub size: u64,
+    /// The sender was told that delivery is delayed (RFC 3464 `Action: delayed`), once.
+    pub delay_reported: bool,
 }
 
 /// One recipient of a queue entry with everything the delivery engine and a DSN need.

@@ -253,7 +253,10 @@ impl Session<'_> {
             )
             .await
         {
-            Ok(_) => {
+            Ok(stored) => {
+                if stored.queued.is_some() {
+                    self.service.queued();
+                }
                 tracing::info!(
                     id = %queue_id,
                     size = raw.len(),
@@ -310,7 +313,10 @@ impl Session<'_> {
                 .accept_message(Arc::clone(&raw), received_at, &[], Some(outbound))
                 .await
             {
-                Ok(_) => stored += 1,
+                Ok(_) => {
+                    self.service.queued();
+                    stored += 1;
+                }
                 Err(error) => {
                     tracing::error!(%error, id = %queue_id, "queueing for remote recipients failed")
                 }

@@ -56,6 +56,9 @@ pub struct SmtpService {
     store: Arc<dyn Store>,
     authenticator: Arc<Authenticator>,
     limits: SmtpLimits,
+    /// Poked after a message is queued for remote recipients, so that the outbound
+    /// scheduler sends it at once.
+    queue_waker: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl SmtpService {
@@ -70,6 +73,20 @@ impl SmtpService {
             store,
             authenticator,
             limits,
+            queue_waker: None,
+        }
+    }
+
+    /// Wakes `waker` (the outbound scheduler's) whenever a message is queued.
+    pub fn with_queue_waker(mut self, waker: Arc<tokio::sync::Notify>) -> Self {
+        self.queue_waker = Some(waker);
+        self
+    }
+
+    /// Tells the scheduler that the queue has new mail.
+    pub(crate) fn queued(&self) {
+        if let Some(waker) = &self.queue_waker {
+            waker.notify_one();
         }
     }
 

@@ -553,3 +553,36 @@ pub async fn queue_drop_entry_returns_what_a_bounce_needs(store: &dyn Store) {
     );
     assert_eq!(uids(store, inbox.id).await, [1]);
 }
+
+pub async fn queue_delay_report_claimed_once(store: &dyn Store) {
+    assert!(
+        !store.claim_delay_report(QueueId(4242)).await.unwrap(),
+        "no entry"
+    );
+    let id = enqueue(
+        store,
+        message(7),
+        Some("alice@example.org"),
+        &["a@remote.example"],
+    )
+    .await;
+    let now = clock();
+    let due = store.due(now, 10).await.unwrap();
+    let entry = due.iter().find(|d| d.entry.queue_id == id).expect("due");
+    assert!(
+        !entry.entry.delay_reported,
+        "a new entry has sent no delay report"
+    );
+    assert!(
+        store.claim_delay_report(id).await.unwrap(),
+        "the first claim wins"
+    );
+    assert!(!store.claim_delay_report(id).await.unwrap(), "only once");
+    let due = store.due(now, 10).await.unwrap();
+    let entry = due
+        .iter()
+        .find(|d| d.entry.queue_id == id)
+        .expect("still due");
+    assert!(entry.entry.delay_reported);
+    assert_eq!(entry.recipients.len(), 1, "recipients untouched");
+}

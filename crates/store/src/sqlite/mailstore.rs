@@ -222,9 +222,14 @@ impl MailStore for SqliteStore {
         self.readers.read(|txn| queue::list(txn)).await
     }
 
-    async fn due(&self, now: i64, limit: usize) -> StoreResult<Vec<DueMessage>> {
+    async fn due_after(
+        &self,
+        now: i64,
+        after: Option<(i64, QueueId)>,
+        limit: usize,
+    ) -> StoreResult<Vec<DueMessage>> {
         self.readers
-            .read(move |txn| queue::due(txn, now, limit))
+            .read(move |txn| queue::due(txn, now, after, limit))
             .await
     }
 
@@ -241,6 +246,12 @@ impl MailStore for SqliteStore {
 
     async fn flush(&self, now: i64) -> StoreResult<usize> {
         self.writer.write(move |txn| queue::flush(txn, now)).await
+    }
+
+    async fn claim_delay_report(&self, queue_id: QueueId) -> StoreResult<bool> {
+        self.writer
+            .write(move |txn| queue::claim_delay_report(txn, queue_id))
+            .await
     }
 
     async fn drop_entry(&self, queue_id: QueueId) -> StoreResult<Option<DroppedMessage>> {

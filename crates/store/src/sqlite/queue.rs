@@ -21,7 +21,8 @@ use crate::{
 };
 
 /// Columns of `queue_messages` read by [`entry`].
-const ENTRY_COLUMNS: &str = "id, blob_hash, sender, ret, envid, submitted_by, created, size";
+const ENTRY_COLUMNS: &str =
+    "id, blob_hash, sender, ret, envid, submitted_by, created, size, delay_reported";
 /// Columns of `queue_recipients` read by [`recipient`].
 const RECIPIENT_COLUMNS: &str =
     "address, notify, orcpt, status, attempts, next_attempt, last_error";
@@ -119,7 +120,17 @@ fn entry(row: &Row<'_>) -> StoreResult<QueueEntry> {
         submitted_by: rows::get::<Option<i64>>(row, 5)?.map(AccountId),
         created: rows::get(row, 6)?,
         size: u64::try_from(size).map_err(|_| rows::corrupt("size", size))?,
+        delay_reported: rows::get::<i64>(row, 8)? != 0,
     })
+}
+
+/// Marks that the delay report of entry `id` went out; true when it had not before.
+pub(crate) fn claim_delay_report(conn: &Connection, id: QueueId) -> StoreResult<bool> {
+    let changed = conn.execute(
+        "UPDATE queue_messages SET delay_reported = 1 WHERE id = ?1 AND delay_reported = 0",
+        [id.0],
+    )?;
+    Ok(changed == 1)
 }
 
 fn recipient(row: &Row<'_>) -> StoreResult<EntryRecipient> {
@@ -173,19 +184,25 @@ fn recipients_of(
     )
 }
 
-/// At most `limit` entries with a queued recipient due at `now`, oldest first, each with
-/// its due recipients. The inner query walks the `queue_recipients_due` index, so entries
-/// waiting for later cost nothing.
-pub(crate) fn due(conn: &Connection, now: i64, limit: usize) -> StoreResult<Vec<DueMessage>> {
+/// At most `limit` entries with a queued recipient due at `now`, oldest first, after
+/// `after` (time of queueing, id) when given, each with its due recipients. The inner query
+/// walks the `queue_recipients_due` index, so entries waiting for later cost nothing.
+pub(crate) fn due(
+    conn: &Connection,
+    now: i64,
+    after: Option<(i64, QueueId)>,
+    limit: usize,
+) -> StoreResult<Vec<DueMessage>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let (after_created, after_id) = after.map_or((i64::MIN, i64::MIN), |(c, id)| (c, id.0));
     let entries = rows::collect(
         conn,
         &format!(
             "SELECT {ENTRY_COLUMNS} FROM queue_messages WHERE id IN \
              (SELECT queue_id FROM queue_recipients WHERE status = 'queued' \
-             AND next_attempt <= ?1) ORDER BY created, id LIMIT ?2"
+             AND next_attempt <= ?1) AND (created, id) > (?3, ?4) ORDER BY created, id LIMIT ?2"
         ),
-        params![now, limit],
+        params![now, limit, after_created, after_id],
         entry,
     )?;
     let mut due = Vec::with_capacity(entries.len());

@@ -232,8 +232,17 @@ CREATE TABLE blob_structures (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 4: whether the sender of a queued message was told it is delayed (RFC 3464
+/// `Action: delayed`), so that the warning goes out once; and the order the scheduler reads
+/// due entries in.
+const V4: &str = r#"
+ALTER TABLE queue_messages ADD COLUMN delay_reported INTEGER NOT NULL DEFAULT 0;
+-- The scheduler reads due entries in this order, from where it left off.
+CREATE INDEX queue_messages_created ON queue_messages(created, id);
+"#;
+
 /// Every migration in order; the schema version of a database is the number applied.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this binary writes.
 pub(crate) fn current_version() -> i64 {
