@@ -8,7 +8,8 @@ an ephemeral port, background threads, a zone the tests change while it runs.
 
 The zone maps an owner name (case-insensitive, no trailing dot needed) to {TYPE: [values]}:
 MX (preference, exchange), A / AAAA (address text), TXT (a string, or a list of strings for a
-record of several character-strings), CNAME (target). Answers carry the AA flag. A name under
+record of several character-strings), CNAME (target). Answers carry the AA flag and the TTL
+`ttl` (60 s by default; less for a test that changes a record a resolver has cached). A name under
 one of the served zones (see `zones`, by default every name's last two labels) that has no
 records is NXDOMAIN; a name that exists without the asked type gets NOERROR with no answer
 (and the SOA in the authority section, RFC 2308). CNAMEs are followed inside the zone. Names
@@ -36,8 +37,9 @@ def _norm(name: str) -> str:
 
 class DnsServer:
     def __init__(self, records: dict[str, dict[str, list]] | None = None,
-                 zones: Iterable[str] | None = None, host: str = "127.0.0.1"):
+                 zones: Iterable[str] | None = None, host: str = "127.0.0.1", ttl: int = TTL):
         self.host = host
+        self.ttl = ttl  # of every answer (and the SOA's negative-caching TTL)
         self.lock = threading.Lock()
         self.records: dict[str, dict[str, list]] = {}
         self.explicit_zones = {_norm(z) for z in zones} if zones is not None else None
@@ -143,12 +145,12 @@ class DnsServer:
             if wanted:
                 for rtype in wanted:
                     for value in types[rtype]:
-                        reply.add_answer(RR(name + ".", getattr(QTYPE, rtype), ttl=TTL,
+                        reply.add_answer(RR(name + ".", getattr(QTYPE, rtype), ttl=self.ttl,
                                             rdata=self._rdata(rtype, value)))
                 return reply
             if "CNAME" in types and qtype != "CNAME":
                 target = types["CNAME"][0]
-                reply.add_answer(RR(name + ".", QTYPE.CNAME, ttl=TTL, rdata=self._rdata("CNAME", target)))
+                reply.add_answer(RR(name + ".", QTYPE.CNAME, ttl=self.ttl, rdata=self._rdata("CNAME", target)))
                 name = _norm(target)
                 if self.zone_of(name) is None:
                     return reply
@@ -158,8 +160,8 @@ class DnsServer:
         return reply
 
     def _soa(self, reply: DNSRecord, zone: str) -> None:
-        reply.add_auth(RR(zone + ".", QTYPE.SOA, ttl=TTL,
-                          rdata=SOA(f"ns.{zone}.", f"hostmaster.{zone}.", (1, 3600, 600, 86400, TTL))))
+        reply.add_auth(RR(zone + ".", QTYPE.SOA, ttl=self.ttl,
+                          rdata=SOA(f"ns.{zone}.", f"hostmaster.{zone}.", (1, 3600, 600, 86400, self.ttl))))
 
     def _handle(self, data: bytes, max_size: int | None) -> bytes | None:
         """The reply to one message; over UDP (`max_size` set) truncated (TC) when too big."""

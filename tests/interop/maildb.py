@@ -83,8 +83,13 @@ class MailDb:
         return [Stored(*row) for row in self._query(sql, params)]
 
     def find(self, marker: bytes | str, mailbox: str | None = None) -> list[Stored]:
-        """Every stored copy, in any account, whose bytes contain `marker`."""
-        return self.messages(None, mailbox, marker)
+        """Every delivered copy, in any account, whose bytes contain `marker` (in `mailbox` only,
+        if given). Without `mailbox`, Sent is left out: the server files a copy of each message a
+        user submits there (`[smtp] save_sent`), which is the sender's record, not a delivery;
+        pass mailbox="Sent" to look at those."""
+        if mailbox is not None:
+            return self.messages(None, mailbox, marker)
+        return [copy for copy in self.messages(None, None, marker) if copy.mailbox != "Sent"]
 
     def wait_for(self, marker: bytes | str, count: int = 1, timeout: float = APPEAR_TIMEOUT) -> list[Stored]:
         """Copies containing `marker` once there are at least `count` (returns what is there at the timeout)."""

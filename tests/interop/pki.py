@@ -70,9 +70,11 @@ def new_key(path: Path, kind: str) -> None:
 
 
 class Pki:
-    """A CA in `folder`; `leaf()` issues server certificates signed by it."""
+    """A CA in `folder`; `leaf()` issues server certificates signed by it. `name` is the CA's
+    common name (CAs meant to be told apart by a verifier need different names: it finds a
+    leaf's issuer by name)."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, name: str = "sealpost interop test CA"):
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.ca_cert = folder / "ca.pem"
@@ -80,7 +82,7 @@ class Pki:
         new_key(self.ca_key, "ec")
         openssl(
             "req", "-x509", "-new", "-key", str(self.ca_key), "-sha256", "-days", "30",
-            "-subj", "/CN=sealpost interop test CA", "-out", str(self.ca_cert),
+            "-subj", f"/CN={name}", "-out", str(self.ca_cert),
             "-addext", "basicConstraints=critical,CA:TRUE",
             "-addext", "keyUsage=critical,keyCertSign,cRLSign",
         )

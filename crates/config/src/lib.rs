@@ -38,7 +38,7 @@ pub struct Config {
     pub log_level: String,
 }
 
-/// `[smtp]`: limits of the SMTP service.
+/// `[smtp]`: limits and behaviour of the SMTP service.
 #[derive(Debug, Clone)]
 pub struct SmtpConfig {
     /// Largest message accepted, in octets (SIZE, RFC 1870).
@@ -49,6 +49,9 @@ pub struct SmtpConfig {
     pub max_errors: usize,
     /// Failed AUTH attempts per session before 421 and close.
     pub max_auth_failures: usize,
+    /// File a copy of each message a user submits (587/465) in their Sent mailbox, marked
+    /// \Seen; the copy their client APPENDs right after is then not stored again.
+    pub save_sent: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +77,10 @@ pub enum StoreConfig {
 pub struct OutboundConfig {
     /// TCP port of remote MX hosts (25; another only in tests).
     pub remote_port: u16,
+    /// HTTPS port of MTA-STS policy hosts (443; another only in tests).
+    pub mta_sts_port: u16,
+    /// CA certificates trusted besides the system's for MTA-STS (policy hosts and MX hosts).
+    pub ca_file: Option<PathBuf>,
     /// Connections open at once to all remote hosts.
     pub max_connections: usize,
     /// Connections open at once to one destination domain.

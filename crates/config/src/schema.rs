@@ -133,6 +133,9 @@ pub struct RawOutbound {
     pub max_connections_per_domain: Option<usize>,
     pub delay_warning_secs: Option<u64>,
     pub lifetime_secs: Option<u64>,
+    #[serde(default = "default_mta_sts_port")]
+    pub mta_sts_port: u16,
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for RawOutbound {
@@ -143,12 +146,19 @@ impl Default for RawOutbound {
             max_connections_per_domain: None,
             delay_warning_secs: None,
             lifetime_secs: None,
+            mta_sts_port: default_mta_sts_port(),
+            ca_file: None,
         }
     }
 }
 
 fn default_remote_port() -> u16 {
     25
+}
+
+/// RFC 8461 §3.3: the policy is fetched over HTTPS.
+fn default_mta_sts_port() -> u16 {
+    443
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -169,6 +179,7 @@ pub struct RawSmtp {
     pub max_recipients: Option<usize>,
     pub max_errors: Option<usize>,
     pub max_auth_failures: Option<usize>,
+    pub save_sent: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -311,8 +322,17 @@ impl RawConfig {
         if lifetime_secs == 0 {
             return Err("outbound.lifetime_secs must be at least 1".to_string());
         }
+        if self.outbound.mta_sts_port == 0 {
+            return Err("outbound.mta_sts_port must not be 0".to_string());
+        }
         let outbound = OutboundConfig {
             remote_port: self.outbound.remote_port,
+            mta_sts_port: self.outbound.mta_sts_port,
+            ca_file: self
+                .outbound
+                .ca_file
+                .as_deref()
+                .map(|path| resolve(base, path)),
             max_connections: at_least_one_in(
                 "outbound",
                 "max_connections",
@@ -392,6 +412,7 @@ impl RawConfig {
                 self.smtp.max_auth_failures,
                 DEFAULT_MAX_AUTH_FAILURES,
             )?,
+            save_sent: self.smtp.save_sent.unwrap_or(true),
         };
         let log_level = self.log.level.unwrap_or_else(|| "info".to_string());
         if !LOG_LEVELS.contains(&log_level.as_str()) {

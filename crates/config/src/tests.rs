@@ -150,3 +150,15 @@ fn missing_file_is_named() {
         .to_string();
     assert!(error.contains("/nonexistent/sealpost.toml"), "{error}");
 }
+
+#[test]
+fn save_sent_is_on_unless_turned_off() {
+    assert!(parse(MINIMAL).unwrap().smtp.save_sent);
+    let off = format!("{MINIMAL}[smtp]\nsave_sent = false\n");
+    assert!(!parse(&off).unwrap().smtp.save_sent);
+    let on = format!("{MINIMAL}[smtp]\nsave_sent = true\n");
+    assert!(parse(&on).unwrap().smtp.save_sent);
+    let error = error_of(&format!("{MINIMAL}[smtp]\nsave_sent = \"no\"\n"));
+    assert!(error.contains("in [smtp]"), "{error}");
+    assert!(error.contains("expected a boolean"), "{error}");
+}

@@ -5,31 +5,24 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hickory_server::Server;
-use hickory_server::dnssec::NxProofKind;
-use hickory_server::proto::dnssec::crypto::Ed25519SigningKey;
-use hickory_server::proto::dnssec::rdata::DNSKEY;
-use hickory_server::proto::dnssec::{DnssecSigner, SigningKey, TrustAnchors};
-use hickory_server::proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
-use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, MX, NS, SOA, TLSA, TXT};
-use hickory_server::proto::rr::{LowerName, Name, RData, Record};
+use hickory_server::proto::dnssec::TrustAnchors;
+use hickory_server::proto::rr::{Name, RData, Record};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
-use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
 use sealpost_dns::{
     DnsError, DnssecStatus, MxAnswer, MxHost, Resolver, ResolverOptions, SecuredRecord, Target,
     TlsaRecord,
 };
+use sealpost_testkit::dns::{
+    CNAME, TXT, TestDns as Server, mx, rr, signed_zone as sign, tlsa, zone,
+};
 use sealpost_types::Domain;
-use tokio::net::{TcpListener, UdpSocket};
-
-const TTL: u32 = 300;
+use tokio::net::UdpSocket;
 
 fn name(text: &str) -> Name {
-    Name::from_str(text).unwrap()
+    sealpost_testkit::dns::name(text)
 }
 
 fn domain(text: &str) -> Domain {
@@ -40,76 +33,12 @@ fn digest(byte: u8) -> Vec<u8> {
     vec![byte; 32]
 }
 
-/// A zone with SOA and NS at its apex plus `records`.
-fn zone(origin: &str, records: Vec<Record>, nx_proof: Option<NxProofKind>) -> InMemoryZoneHandler {
-    let origin = name(origin);
-    let mut zone = InMemoryZoneHandler::empty(
-        origin.clone(),
-        ZoneType::Primary,
-        AxfrPolicy::Deny,
-        nx_proof,
-    );
-    let ns_host = Name::from_str("ns")
-        .unwrap()
-        .append_domain(&origin)
-        .unwrap();
-    let soa = SOA::new(
-        ns_host.clone(),
-        Name::from_str("hostmaster")
-            .unwrap()
-            .append_domain(&origin)
-            .unwrap(),
-        1,
-        3600,
-        600,
-        86400,
-        TTL,
-    );
-    assert!(zone.upsert_mut(Record::from_rdata(origin.clone(), TTL, RData::SOA(soa)), 1));
-    assert!(zone.upsert_mut(
-        Record::from_rdata(origin.clone(), TTL, RData::NS(NS(ns_host.clone()))),
-        1
-    ));
-    assert!(zone.upsert_mut(
-        Record::from_rdata(ns_host, TTL, RData::A(A(Ipv4Addr::new(192, 0, 2, 53)))),
-        1
-    ));
-    for record in records {
-        let owner = record.name.clone();
-        assert!(zone.upsert_mut(record, 1), "{owner}");
-    }
-    zone
-}
-
-fn rr(owner: &str, data: RData) -> Record {
-    Record::from_rdata(name(owner), TTL, data)
-}
-
-fn mx(owner: &str, preference: u16, exchange: &str) -> Record {
-    rr(owner, RData::MX(MX::new(preference, name(exchange))))
-}
-
 fn a(owner: &str, last: u8) -> Record {
-    rr(owner, RData::A(A(Ipv4Addr::new(192, 0, 2, last))))
+    sealpost_testkit::dns::a(owner, Ipv4Addr::new(192, 0, 2, last))
 }
 
 fn aaaa(owner: &str, last: u16) -> Record {
-    rr(
-        owner,
-        RData::AAAA(AAAA(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, last))),
-    )
-}
-
-fn tlsa(owner: &str, usage: u8, selector: u8, matching: u8, data: Vec<u8>) -> Record {
-    rr(
-        owner,
-        RData::TLSA(TLSA::new(
-            CertUsage::from(usage),
-            Selector::from(selector),
-            Matching::from(matching),
-            data,
-        )),
-    )
+    sealpost_testkit::dns::aaaa(owner, Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, last))
 }
 
 fn unsigned_zone() -> InMemoryZoneHandler {
@@ -168,58 +97,24 @@ fn signed_zone() -> (InMemoryZoneHandler, TrustAnchors) {
         a("mx.signed.test.", 40),
         tlsa("_25._tcp.mx.signed.test.", 3, 1, 1, digest(0xcc)),
     ];
-    let mut zone = zone("signed.test.", records, Some(NxProofKind::Nsec));
-    let key = Ed25519SigningKey::from_pkcs8(&Ed25519SigningKey::generate_pkcs8().unwrap()).unwrap();
-    let public_key = key.to_public_key().unwrap();
-    let signer = DnssecSigner::new(
-        DNSKEY::from_key(&public_key),
-        Box::new(key),
-        name("signed.test."),
-        Duration::from_secs(86400),
-    );
-    zone.add_zone_signing_key_mut(signer).unwrap();
-    zone.secure_zone_mut().unwrap();
-    let mut anchors = TrustAnchors::empty();
-    assert!(anchors.insert_with_name(&public_key, LowerName::from(name("signed.test."))));
-    (zone, anchors)
+    sign("signed.test.", records)
 }
 
 struct TestDns {
     address: SocketAddr,
     anchors: Arc<TrustAnchors>,
-    _server: Server<Catalog>,
-}
-
-/// UDP and TCP listeners on the same ephemeral loopback port.
-async fn bind_pair() -> (UdpSocket, TcpListener) {
-    for _ in 0..20 {
-        let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if let Ok(tcp) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await {
-            return (udp, tcp);
-        }
-    }
-    panic!("no free UDP+TCP port pair on 127.0.0.1");
+    _server: Server,
 }
 
 async fn start() -> TestDns {
     let (signed, anchors) = signed_zone();
-    let mut catalog = Catalog::new();
-    catalog.upsert(
-        LowerName::from(name("example.test.")),
-        vec![Arc::new(unsigned_zone())],
-    );
-    catalog.upsert(
-        LowerName::from(name("signed.test.")),
-        vec![Arc::new(signed)],
-    );
-    let (udp, tcp) = bind_pair().await;
-    let address = udp.local_addr().unwrap();
-    let mut server = Server::new(catalog);
-    server.register_socket(udp);
-    server.register_listener(tcp, Duration::from_secs(5), 16);
+    let server = Server::start(vec![
+        ("example.test.", unsigned_zone()),
+        ("signed.test.", signed),
+    ])
+    .await;
     TestDns {
-        address,
+        address: server.address,
         anchors: Arc::new(anchors),
         _server: server,
     }

@@ -21,7 +21,8 @@ pub use error::{FileRole, NetError};
 pub use listener::{BoundListeners, Handler, Limits, ListenerSpec, bind};
 pub use service::ServiceKind;
 pub use tls::{
-    CertPaths, CertReport, CertStore, inspect_certificate, opportunistic_client_config,
-    server_config, spawn_reload_on_sighup,
+    CertPaths, CertReport, CertStore, DaneMatcher, DaneVerdict, RootsError, dane_client_config,
+    inspect_certificate, opportunistic_client_config, pkix_client_config, server_config,
+    spawn_reload_on_sighup, trust_roots,
 };
 pub use tokio_util::sync::CancellationToken;

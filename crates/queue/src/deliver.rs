@@ -23,6 +23,7 @@
 //! When no target gives a verdict, every undecided recipient is [`DeliveryOutcome::Deferred`]
 //! with the last [`Failure`]: the queue retries later.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,6 +65,18 @@ pub struct DeliveryOptions {
     /// An upper bound on every wait the core asks for (its RFC 5321 §4.5.3.2 timeouts are
     /// minutes); `None` keeps the RFC values.
     pub max_wait: Option<Duration>,
+    /// What policy demands of particular MX hosts (by [`Target::host`]): DANE (RFC 7672) or
+    /// MTA-STS (RFC 8461); the others get [`DeliveryOptions::tls`] and `require_tls`.
+    pub hosts: HashMap<String, HostTls>,
+}
+
+/// The TLS one MX host must offer.
+#[derive(Debug, Clone)]
+pub struct HostTls {
+    /// A verifying client configuration (DANE or PKIX).
+    pub tls: Arc<TlsConfig>,
+    /// Nothing is sent without TLS (and without the verification passing).
+    pub require_tls: bool,
 }
 
 impl DeliveryOptions {
@@ -72,6 +85,7 @@ impl DeliveryOptions {
         DeliveryOptions {
             tls,
             require_tls: false,
+            hosts: HashMap::new(),
             connect_timeout: CONNECT_TIMEOUT,
             handshake_timeout: HANDSHAKE_TIMEOUT,
             max_wait: None,
@@ -85,6 +99,14 @@ impl DeliveryOptions {
 
     fn wait(&self, wanted: Duration) -> Duration {
         self.max_wait.map_or(wanted, |max| wanted.min(max))
+    }
+
+    /// The client configuration and whether TLS is required, for one MX host.
+    fn tls_for(&self, host: &str) -> (&Arc<TlsConfig>, bool) {
+        match self.hosts.get(host) {
+            Some(policy) => (&policy.tls, policy.require_tls || self.require_tls),
+            None => (&self.tls, self.require_tls),
+        }
     }
 }
 
@@ -122,6 +144,12 @@ pub enum Failure {
     StartTlsRefused(Reply),
     #[error("TLS handshake failed: {0}")]
     TlsHandshake(String),
+    /// The handshake failed because the certificate did not verify (DANE or MTA-STS).
+    #[error("TLS certificate rejected: {detail}")]
+    Certificate {
+        problem: CertificateProblem,
+        detail: String,
+    },
     #[error("the server's bytes were not SMTP: {0}")]
     Protocol(ProtocolError),
     #[error("connection lost")]
@@ -171,9 +199,10 @@ impl Failure {
             | Failure::TimedOut
             | Failure::Io(_) => "4.4.2",
             // RFC 8689 §5 / RFC 3463 X.7.10 "Encryption needed".
-            Failure::TlsNotOffered | Failure::StartTlsRefused(_) | Failure::TlsHandshake(_) => {
-                "4.7.10"
-            }
+            Failure::TlsNotOffered
+            | Failure::StartTlsRefused(_)
+            | Failure::TlsHandshake(_)
+            | Failure::Certificate { .. } => "4.7.10",
             Failure::Send(error) => match error {
                 // X.1.7 "Bad sender's mailbox address syntax".
                 SendError::InvalidSender => "5.1.7",
@@ -275,6 +304,9 @@ pub struct DeliveryReport {
     pub address: Option<SocketAddr>,
     /// TLS of that session; `None` when it was plaintext.
     pub tls: Option<TlsSummary>,
+    /// That server offered DSN (RFC 3461): it took the NOTIFY parameters on, and reports
+    /// from there on are its job.
+    pub dsn: bool,
     /// Every target address that gave no verdict, with why, in the order tried (logs,
     /// TLS-RPT, RFC 8460 §4.3).
     pub failures: Vec<(String, SocketAddr, Failure)>,
@@ -380,7 +412,7 @@ pub async fn deliver_batch(
                 let attempt = session.run().await;
                 // RFC 7435 §3: a failed opportunistic handshake falls back to cleartext.
                 if starttls
-                    && !options.require_tls
+                    && !options.tls_for(&target.host).1
                     && attempt.decided.iter().all(Vec::is_empty)
                     && let Some(failure @ Failure::TlsHandshake(_)) = &attempt.session_failure
                 {
@@ -406,6 +438,7 @@ pub async fn deliver_batch(
                     report.host = Some(target.host.clone());
                     report.address = Some(addr);
                     report.tls.clone_from(&attempt.tls);
+                    report.dsn = attempt.dsn;
                 }
                 for (recipient, outcome) in attempt.decided.get(index).into_iter().flatten() {
                     if let Some(slot) = report.recipients.get_mut(*recipient) {
@@ -452,6 +485,7 @@ impl DeliveryReport {
             host: None,
             address: None,
             tls: None,
+            dsn: false,
             failures: Vec::new(),
         }
     }
@@ -468,6 +502,8 @@ struct Attempt {
     /// A transaction of the message got replies here.
     answered: Vec<bool>,
     tls: Option<TlsSummary>,
+    /// The server offered DSN.
+    dsn: bool,
 }
 
 impl Attempt {
@@ -556,6 +592,7 @@ impl Session<'_> {
             session_failure: None,
             answered: vec![false; count],
             tls: None,
+            dsn: false,
         };
         let connect =
             tokio::time::timeout(self.options.connect_timeout, TcpStream::connect(self.addr)).await;
@@ -611,10 +648,11 @@ impl Session<'_> {
                         extensions,
                         tls_active,
                     } => {
+                        attempt.dsn = extensions.dsn;
                         if !tls_active && self.starttls && extensions.starttls {
                             // RFC 3207 §4; idle after Ready, so this cannot fail.
                             let _ = core.start_tls();
-                        } else if !tls_active && self.options.require_tls {
+                        } else if !tls_active && self.require_tls() {
                             attempt.session_failure = Some(Failure::TlsNotOffered);
                             let _ = core.quit();
                         } else {
@@ -641,7 +679,7 @@ impl Session<'_> {
                         }
                     }
                     Event::StartTlsRefused(reply) => {
-                        if self.options.require_tls {
+                        if self.require_tls() {
                             attempt.session_failure = Some(Failure::StartTlsRefused(reply));
                             let _ = core.quit();
                         } else {
@@ -784,6 +822,10 @@ impl Session<'_> {
         None
     }
 
+    fn require_tls(&self) -> bool {
+        self.options.tls_for(self.host).1
+    }
+
     /// Writes everything the core has to send, each write within its timeout.
     async fn flush(&self, core: &mut ClientCore, stream: &mut Stream) -> Result<(), Failure> {
         loop {
@@ -817,12 +859,12 @@ impl Session<'_> {
         };
         let name = ServerName::try_from(self.host.to_string())
             .unwrap_or_else(|_| ServerName::IpAddress(self.addr.ip().into()));
-        let connector = TlsConnector::from(Arc::clone(&self.options.tls));
+        let connector = TlsConnector::from(Arc::clone(self.options.tls_for(self.host).0));
         let tls =
             tokio::time::timeout(self.options.handshake_timeout, connector.connect(name, tcp))
                 .await
                 .map_err(|_| Failure::TlsHandshake("timed out".to_string()))?
-                .map_err(|error| Failure::TlsHandshake(error.to_string()))?;
+                .map_err(handshake_failure)?;
         let (_, connection) = tls.get_ref();
         // The names the server side logs (sealpost_net::TlsInfo).
         let version = match connection.protocol_version() {
@@ -843,6 +885,52 @@ impl Session<'_> {
         let summary = TlsSummary { version, cipher };
         Ok((Box::new(tls), summary))
     }
+}
+
+/// Why a certificate was refused, as TLS-RPT reports it (RFC 8460 §4.3.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateProblem {
+    /// `certificate-host-mismatch`: not valid for the MX host name.
+    HostMismatch,
+    /// `certificate-expired`.
+    Expired,
+    /// `certificate-not-trusted`: no chain to a trusted CA (or the DANE-TA anchor).
+    NotTrusted,
+    /// `validation-failure`: anything else, e.g. no TLSA record matches.
+    Invalid,
+}
+
+impl CertificateProblem {
+    /// The RFC 8460 §4.3 result type.
+    pub fn result_type(self) -> &'static str {
+        match self {
+            CertificateProblem::HostMismatch => "certificate-host-mismatch",
+            CertificateProblem::Expired => "certificate-expired",
+            CertificateProblem::NotTrusted => "certificate-not-trusted",
+            CertificateProblem::Invalid => "validation-failure",
+        }
+    }
+}
+
+/// A failed handshake: a refused certificate by kind, anything else as it was said.
+fn handshake_failure(error: io::Error) -> Failure {
+    use rustls::CertificateError as E;
+    let detail = error.to_string();
+    let problem = match error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(certificate)) => match certificate {
+            E::NotValidForName | E::NotValidForNameContext { .. } => {
+                CertificateProblem::HostMismatch
+            }
+            E::Expired | E::ExpiredContext { .. } => CertificateProblem::Expired,
+            E::UnknownIssuer | E::BadSignature => CertificateProblem::NotTrusted,
+            _ => CertificateProblem::Invalid,
+        },
+        _ => return Failure::TlsHandshake(detail),
+    };
+    Failure::Certificate { problem, detail }
 }
 
 /// The failure a session end stands for; `None` after our QUIT.

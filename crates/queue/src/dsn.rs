@@ -40,7 +40,7 @@ pub enum DsnError {
     BadField(String),
 }
 
-/// RFC 3464 §2.3.3 `Action`. (`relayed` and `expanded` are not things sealpost does.)
+/// RFC 3464 §2.3.3 `Action`. (`expanded` is not a thing sealpost does.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Given up for good.
@@ -49,6 +49,9 @@ pub enum Action {
     Delayed,
     /// Delivered to the recipient's (remote) mail system.
     Delivered,
+    /// Handed to a server that does not offer DSN: no further report will come (RFC 3461
+    /// §6.2.1 "relayed").
+    Relayed,
 }
 
 impl Action {
@@ -57,6 +60,7 @@ impl Action {
             Action::Failed => "failed",
             Action::Delayed => "delayed",
             Action::Delivered => "delivered",
+            Action::Relayed => "relayed",
         }
     }
 
@@ -65,7 +69,7 @@ impl Action {
         match self {
             Action::Failed => "FAILURE",
             Action::Delayed => "DELAY",
-            Action::Delivered => "SUCCESS",
+            Action::Delivered | Action::Relayed => "SUCCESS",
         }
     }
 }
@@ -294,6 +298,8 @@ fn worst_action(recipients: &[DsnRecipient]) -> Action {
         Action::Failed
     } else if recipients.iter().any(|r| r.action == Action::Delayed) {
         Action::Delayed
+    } else if recipients.iter().any(|r| r.action == Action::Relayed) {
+        Action::Relayed
     } else {
         Action::Delivered
     }
@@ -304,6 +310,7 @@ fn subject(worst: Action) -> &'static str {
         Action::Failed => "Undelivered Mail Returned to Sender",
         Action::Delayed => "Delayed Mail (still being retried)",
         Action::Delivered => "Successful Mail Delivery Report",
+        Action::Relayed => "Relayed Mail Delivery Report",
     }
 }
 
@@ -355,6 +362,10 @@ fn human_readable(request: &DsnRequest<'_>, worst: Action) -> String {
              again."
         }
         Action::Delivered => "Your message was delivered to the recipients listed below.",
+        Action::Relayed => {
+            "Your message was handed to the mail system of the recipients listed below. That \
+             system does not send delivery reports, so no further notice will come."
+        }
     };
     for wrapped in wrap(intro, 72) {
         text.push_str(&wrapped);
@@ -366,6 +377,7 @@ fn human_readable(request: &DsnRequest<'_>, worst: Action) -> String {
             Action::Failed => "could not be delivered",
             Action::Delayed => "delayed, still being retried",
             Action::Delivered => "delivered",
+            Action::Relayed => "relayed to a system that sends no delivery reports",
         };
         let _ = write!(text, "<{}>: {what}", clean(&recipient.address));
         if let Some(until) = recipient.will_retry_until

@@ -8,5 +8,7 @@
 pub mod deliver;
 pub mod dkim;
 pub mod dsn;
+pub mod mta_sts;
 pub mod notify;
+pub mod route;
 pub mod scheduler;

@@ -76,11 +76,18 @@ pub async fn notify_sender(
         entry.queue_id,
         rand::rng().random::<u32>()
     );
+    // RFC 8689 §5: a report on a REQUIRETLS message returns the header only, and travels
+    // under REQUIRETLS itself.
+    let ret = if entry.require_tls {
+        Some("HDRS")
+    } else {
+        entry.ret.as_deref()
+    };
     let report = dsn::build(&DsnRequest {
         reporting_mta: hostname,
         sender,
         envid: entry.envid.as_deref(),
-        ret: entry.ret.as_deref(),
+        ret,
         arrival: entry.created,
         now,
         unique: &unique,
@@ -110,6 +117,7 @@ pub async fn notify_sender(
     let envelope = OutboundEnvelope {
         from: None,
         recipients: vec![OutboundRecipient::new(sender)],
+        require_tls: entry.require_tls,
         ..OutboundEnvelope::default()
     };
     let accepted = store

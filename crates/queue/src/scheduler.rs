@@ -17,28 +17,31 @@
 //! waiting [`RetryPolicy::delay_warning`] after queueing.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use sealpost_dns::{DnsError, Resolver, Target};
 use sealpost_smtp::client::{Envelope, MessageBody, Recipient, RecipientOutcome, Reply};
 use sealpost_smtp::core::{DsnNotify, DsnRet};
 use sealpost_store::{
     AttemptOutcome, DueMessage, EntryRecipient, QueueEntry, QueueId, RecipientResult,
-    RecipientStatus, Store,
+    RecipientStatus, Store, TlsSessions,
 };
 use sealpost_types::Domain;
-use sealpost_types::date::unix_now;
+use sealpost_types::date::{UtcDateTime, unix_now};
 use tokio::sync::{Mutex, Notify, OnceCell, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::deliver::{DeliveryOptions, DeliveryOutcome, Outgoing, Progress, deliver_batch};
+use crate::deliver::{
+    DeliveryOptions, DeliveryOutcome, DeliveryReport, Failure, Outgoing, Progress, deliver_batch,
+};
 use crate::dkim::{DkimSigner, signing_domain};
 use crate::dsn::{self, Action, Diagnostic, DsnRecipient};
 use crate::notify::notify_sender;
+use crate::route::{HostPolicy, Route, Router};
+use sealpost_dns::Target;
 
 /// How often the store is asked for due messages when nothing wakes the scheduler (a
 /// deferred recipient coming due, `sealpost queue flush` from another process).
@@ -134,7 +137,7 @@ pub struct Scheduler {
 
 struct Shared {
     store: Arc<dyn Store>,
-    resolver: Resolver,
+    router: Router,
     settings: QueueSettings,
     /// Per From domain: when its keys were read, and its signer (`None`: not ours, or no
     /// usable key).
@@ -189,11 +192,11 @@ struct State {
 }
 
 impl Scheduler {
-    pub fn new(store: Arc<dyn Store>, resolver: Resolver, settings: QueueSettings) -> Self {
+    pub fn new(store: Arc<dyn Store>, router: Router, settings: QueueSettings) -> Self {
         Scheduler {
             shared: Arc::new(Shared {
                 store,
-                resolver,
+                router,
                 settings,
                 signers: Mutex::new(HashMap::new()),
             }),
@@ -345,8 +348,8 @@ impl Shared {
     /// messages that have no other job left.
     async fn deliver_jobs(self: &Arc<Self>, domain: &str, jobs: Vec<Job>) -> Vec<QueueId> {
         let now = unix_now();
-        match self.targets(domain).await {
-            Ok(targets) => self.deliver_to(&targets, jobs).await,
+        match self.router.route(domain).await {
+            Ok(route) => self.deliver_to(domain, route, jobs).await,
             Err(error) => {
                 let status = error.enhanced_status();
                 let text = format!("{status} {error}");
@@ -374,35 +377,75 @@ impl Shared {
         }
     }
 
-    async fn targets(&self, domain: &str) -> Result<Vec<Target>, DnsError> {
-        // RFC 5321 §4.1.3: an address literal names the host itself; no MX lookup.
-        if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
-            let ip: Option<IpAddr> = literal
-                .strip_prefix("IPv6:")
-                .unwrap_or(literal)
-                .parse()
-                .ok();
-            return match ip {
-                Some(ip) => Ok(vec![Target {
-                    host: ip.to_string(),
-                    preference: 0,
-                    addresses: vec![ip],
-                    implicit: true,
-                }]),
-                None => Err(DnsError::InvalidName {
-                    name: domain.to_string(),
-                    reason: "not an address literal".to_string(),
-                }),
-            };
+    /// Delivers along `route`: REQUIRETLS messages (RFC 8689 §4.2.1) only to the hosts whose
+    /// TLS is verified (DANE or MTA-STS), and bounced when there is none; the others to
+    /// every target.
+    async fn deliver_to(
+        self: &Arc<Self>,
+        domain: &str,
+        route: Route,
+        jobs: Vec<Job>,
+    ) -> Vec<QueueId> {
+        let (strict, plain): (Vec<Job>, Vec<Job>) = jobs
+            .into_iter()
+            .partition(|job| job.message.entry.require_tls);
+        let mut finished = Vec::new();
+        if !plain.is_empty() {
+            finished.extend(
+                self.deliver_group(domain, &route, &route.targets, plain)
+                    .await,
+            );
         }
-        let parsed = Domain::parse(domain).map_err(|error| DnsError::InvalidName {
-            name: domain.to_string(),
-            reason: error.to_string(),
-        })?;
-        self.resolver.delivery_targets(&parsed).await
+        if strict.is_empty() {
+            return finished;
+        }
+        let verified: Vec<Target> = route
+            .targets
+            .iter()
+            .filter(|t| {
+                matches!(
+                    route.policies.get(&t.host),
+                    Some(HostPolicy::Dane | HostPolicy::MtaSts)
+                )
+            })
+            .cloned()
+            .collect();
+        if verified.is_empty() {
+            // RFC 8689 §4.2.1: without an authenticated route the message is not sent;
+            // RFC 3463 X.7.10 (RFC 8689 §5): REQUIRETLS could not be honoured.
+            let error = format!(
+                "5.7.10 REQUIRETLS: no MX host of {domain} has TLS verified by DANE or MTA-STS"
+            );
+            for job in strict {
+                let results = job
+                    .recipients
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.address.clone(),
+                            RecipientResult::Failed {
+                                error: error.clone(),
+                            },
+                        )
+                    })
+                    .collect();
+                self.record(&job, results).await;
+                finished.extend(job.done());
+            }
+            return finished;
+        }
+        finished.extend(self.deliver_group(domain, &route, &verified, strict).await);
+        finished
     }
 
-    async fn deliver_to(self: &Arc<Self>, targets: &[Target], jobs: Vec<Job>) -> Vec<QueueId> {
+    /// One connection's worth of messages over `targets` (some of `route`'s).
+    async fn deliver_group(
+        self: &Arc<Self>,
+        domain: &str,
+        route: &Route,
+        targets: &[Target],
+        jobs: Vec<Job>,
+    ) -> Vec<QueueId> {
         let now = unix_now();
         let mut ready: Vec<Job> = Vec::with_capacity(jobs.len());
         let mut batch: Vec<Outgoing> = Vec::with_capacity(jobs.len());
@@ -476,18 +519,24 @@ impl Shared {
             })
         };
         let settings = &self.settings;
+        let mut options = settings.delivery.clone();
+        options.hosts = route.hosts.clone();
         let delivered = deliver_batch(
             targets,
             settings.remote_port,
             &settings.hostname,
             &batch,
-            &settings.delivery,
+            &options,
             Some(&progress),
         )
         .await;
         drop(progress);
         let recorded = recorder.await.unwrap_or_default();
         let now = unix_now();
+        let sessions = tls_sessions(domain, route, &delivered, now);
+        if let Err(error) = self.store.record_tls_sessions(sessions).await {
+            tracing::warn!(%domain, %error, "cannot record TLS-RPT data");
+        }
         for ((index, job), report) in ready.iter().enumerate().zip(delivered) {
             let results: Vec<(String, RecipientResult)> = job
                 .recipients
@@ -508,6 +557,9 @@ impl Shared {
                 .collect();
             if !results.is_empty() {
                 self.record(job, results).await;
+            }
+            if !report.dsn {
+                self.report_relayed(job, &report, now).await;
             }
             tracing::info!(
                 queue_id = %job.message.entry.queue_id,
@@ -697,6 +749,64 @@ impl Shared {
         }
     }
 
+    /// RFC 3461 §6.2.1: a recipient that asked for SUCCESS, accepted by a server that does
+    /// not offer DSN, gets a `relayed` report from us: no other will come.
+    async fn report_relayed(&self, job: &Job, report: &DeliveryReport, now: i64) {
+        let relayed: Vec<DsnRecipient> = job
+            .recipients
+            .iter()
+            .zip(&report.recipients)
+            .filter_map(|(recipient, outcome)| {
+                let DeliveryOutcome::Replied(RecipientOutcome::Accepted(reply)) = outcome else {
+                    return None;
+                };
+                if recipient.notify.is_none()
+                    || !dsn::wants_report(recipient.notify.as_deref(), Action::Relayed)
+                {
+                    return None;
+                }
+                let remote = remote_error(report.host.as_deref(), reply);
+                let (_, remote_mta, diagnostic) = describe(&remote, '2');
+                Some(DsnRecipient {
+                    address: recipient.address.clone(),
+                    orcpt: recipient.orcpt.clone(),
+                    action: Action::Relayed,
+                    // RFC 3463 §3.1: 2.0.0, success.
+                    status: "2.0.0".to_string(),
+                    remote_mta,
+                    diagnostic: Some(diagnostic),
+                    last_attempt: Some(now),
+                    will_retry_until: None,
+                })
+            })
+            .collect();
+        if relayed.is_empty() {
+            return;
+        }
+        let entry = &job.message.entry;
+        let original = match self.prepare(&job.message).await {
+            Ok(prepared) => Arc::clone(&prepared.original),
+            Err(_) => Arc::from(Vec::new()),
+        };
+        match notify_sender(
+            self.store.as_ref(),
+            &self.settings.hostname,
+            entry,
+            &relayed,
+            strip_return_path(&original),
+            now,
+        )
+        .await
+        {
+            Ok(notified) => {
+                tracing::info!(queue_id = %entry.queue_id, "relayed report: {notified}")
+            }
+            Err(error) => {
+                tracing::error!(queue_id = %entry.queue_id, %error, "cannot send the relayed report")
+            }
+        }
+    }
+
     /// RFC 3464 `Action: delayed`, once per message (the store decides who sends it), when
     /// a recipient that asked for it (RFC 3461 §4.1) still waits after the warning time.
     async fn report_delay(
@@ -780,6 +890,84 @@ impl Job {
     fn done(&self) -> Option<QueueId> {
         (self.message.open_jobs.fetch_sub(1, Ordering::AcqRel) == 1)
             .then_some(self.message.entry.queue_id)
+    }
+}
+
+/// TLS-RPT data (RFC 8460 §4.4) of one batch: each session counted once (a batch's reports
+/// share their sessions), by the policy that applied to its host.
+fn tls_sessions(
+    domain: &str,
+    route: &Route,
+    reports: &[DeliveryReport],
+    now: i64,
+) -> Vec<TlsSessions> {
+    let day = {
+        let t = UtcDateTime::from_unix(now);
+        format!("{:04}-{:02}-{:02}", t.year, t.month, t.day)
+    };
+    let mut seen: HashSet<(String, String, String)> = HashSet::new();
+    let mut sessions: Vec<TlsSessions> = Vec::new();
+    // One session: host, address and what happened (each report of a batch repeats it).
+    let mut add = |host: &str, address: &SocketAddr, result: &str, ip: String, reason: String| {
+        if !seen.insert((host.to_string(), address.to_string(), reason.clone())) {
+            return;
+        }
+        let (policy_type, policy_string) = route.tls_policy(host);
+        match sessions
+            .iter_mut()
+            .find(|s| s.mx_host == host && s.result == result && s.receiving_ip == ip)
+        {
+            Some(session) => session.count += 1,
+            None => sessions.push(TlsSessions {
+                day: day.clone(),
+                policy_domain: domain.to_string(),
+                policy_type: policy_type.to_string(),
+                policy_string,
+                mx_host: host.to_string(),
+                result: result.to_string(),
+                receiving_ip: ip,
+                reason,
+                count: 1,
+            }),
+        }
+    };
+    for report in reports {
+        if let (Some(host), Some(address)) = (&report.host, &report.address) {
+            match &report.tls {
+                Some(_) => add(host, address, "success", String::new(), String::new()),
+                // RFC 8460 §4.3.1: the server offered no STARTTLS.
+                None => add(
+                    host,
+                    address,
+                    "starttls-not-supported",
+                    address.ip().to_string(),
+                    "plaintext session".to_string(),
+                ),
+            }
+        }
+        for (host, address, failure) in &report.failures {
+            if let Some(result) = tls_result(failure) {
+                add(
+                    host,
+                    address,
+                    result,
+                    address.ip().to_string(),
+                    failure.to_string(),
+                );
+            }
+        }
+    }
+    sessions
+}
+
+/// The RFC 8460 §4.3 result type of a TLS failure; `None` for failures before TLS (no
+/// connection, a refused session).
+fn tls_result(failure: &Failure) -> Option<&'static str> {
+    match failure {
+        Failure::TlsNotOffered | Failure::StartTlsRefused(_) => Some("starttls-not-supported"),
+        Failure::Certificate { problem, .. } => Some(problem.result_type()),
+        Failure::TlsHandshake(_) => Some("validation-failure"),
+        _ => None,
     }
 }
 
@@ -918,7 +1106,8 @@ fn envelope(entry: &QueueEntry, recipients: &[EntryRecipient], body: &MessageBod
         from: entry.from.clone(),
         recipients,
         smtputf8: eight_bit_header || non_ascii_address,
-        require_tls: false,
+        // RFC 8689 §4.2.1: passed on; the core refuses a server that does not offer it.
+        require_tls: entry.require_tls,
         ret: entry.ret.as_deref().and_then(|ret| {
             if ret.eq_ignore_ascii_case("FULL") {
                 Some(DsnRet::Full)

@@ -8,8 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sealpost_dns::Target;
-use sealpost_net::{CancellationToken, Connection, Handler, ServiceKind};
-use sealpost_queue::deliver::{DeliveryOptions, DeliveryOutcome, Failure, deliver};
+use sealpost_dns::{Resolver, ResolverOptions};
+use sealpost_net::{CancellationToken, CertPaths, CertStore, Connection, Handler, ServiceKind};
+use sealpost_queue::deliver::{
+    CertificateProblem, DeliveryOptions, DeliveryOutcome, Failure, deliver,
+    opportunistic_tls_config,
+};
+use sealpost_queue::route::{HostPolicy, Router};
 use sealpost_smtp::client::{Envelope, MessageBody, RecipientOutcome};
 use sealpost_smtp::service::{SmtpLimits, SmtpService};
 use sealpost_store::Store;
@@ -31,6 +36,11 @@ struct Receiver {
 
 impl Receiver {
     async fn start() -> Receiver {
+        Receiver::with_certs(self_signed_cert_store).await
+    }
+
+    /// A receiver serving the certificate store that `certs` makes in its folder.
+    async fn with_certs(certs: impl FnOnce(&std::path::Path) -> Arc<CertStore>) -> Receiver {
         let dir = tempfile::tempdir().unwrap();
         let store = fixture_store(&dir.path().join("data"), "secret").await;
         let authenticator = Arc::new(Authenticator::new(
@@ -42,8 +52,7 @@ impl Receiver {
             authenticator,
             SmtpLimits::default(),
         ));
-        let certs = self_signed_cert_store(dir.path());
-        let tls = sealpost_net::server_config(certs, ServiceKind::Smtp).unwrap();
+        let tls = sealpost_net::server_config(certs(dir.path()), ServiceKind::Smtp).unwrap();
         let listener = TcpListener::bind((LOCALHOST, 0)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let shutdown = CancellationToken::new();
@@ -464,4 +473,181 @@ async fn greeting_421_moves_on_to_the_next_target() {
     );
     // RFC 5321 §3.8: after 421 the client just closes; nothing was sent.
     assert_eq!(server.await.unwrap(), b"");
+}
+
+// --- DANE (RFC 7672) through the router, against a DNSSEC-signed test zone -----------------
+
+/// A CA and a certificate it issued for the test MX names, served with the CA in the chain
+/// (RFC 7672 §3.1.2: a DANE-TA server sends its trust anchor).
+struct DanePki {
+    root: Vec<u8>,
+    leaf: Vec<u8>,
+}
+
+fn dane_certs(dir: &std::path::Path) -> (Arc<CertStore>, DanePki) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "DANE test root");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let root = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let names = [
+        "mx-ee.dane.test",
+        "mx-ta.dane.test",
+        "mx-bad.dane.test",
+        "mx-unusable.dane.test",
+    ];
+    let leaf = CertificateParams::new(names.map(str::to_string).to_vec())
+        .unwrap()
+        .signed_by(&leaf_key, &root)
+        .unwrap();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, format!("{}{}", leaf.pem(), root.pem())).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    let store = CertStore::load(CertPaths { cert, key }, Vec::new()).unwrap();
+    let pki = DanePki {
+        root: root.der().to_vec(),
+        leaf: leaf.der().to_vec(),
+    };
+    (store, pki)
+}
+
+#[tokio::test]
+async fn dane_decides_which_certificates_are_accepted() {
+    use sealpost_testkit::dns::{TestDns, a, mx, signed_zone, tlsa, zone};
+    use sha2::{Digest, Sha256};
+
+    let pki = std::sync::Mutex::new(None);
+    let receiver = Receiver::with_certs(|dir| {
+        let (store, made) = dane_certs(dir);
+        *pki.lock().unwrap() = Some(made);
+        store
+    })
+    .await;
+    let pki = pki.into_inner().unwrap().unwrap();
+    let port = receiver.port;
+    let local = std::net::Ipv4Addr::LOCALHOST;
+    let sha256 = |der: &[u8]| Sha256::digest(der).to_vec();
+    let mut records = Vec::new();
+    for (domain, host, tlsa_records) in [
+        // RFC 7672 §3.1.1: DANE-EE(3) full certificate, SHA-256.
+        ("ee", "mx-ee", vec![(3, 0, 1, sha256(&pki.leaf))]),
+        // RFC 7672 §3.1.2: DANE-TA(2): the root, chain and name checked.
+        ("ta", "mx-ta", vec![(2, 0, 1, sha256(&pki.root))]),
+        // The anchor matches but the certificate does not name this host.
+        ("taname", "mx-other", vec![(2, 0, 1, sha256(&pki.root))]),
+        // Nothing matches: no delivery, not even in plaintext.
+        ("bad", "mx-bad", vec![(3, 0, 1, vec![0xab; 32])]),
+        // Only PKIX-TA(0) records, unusable for SMTP: TLS required, unauthenticated.
+        (
+            "unusable",
+            "mx-unusable",
+            vec![(0, 0, 1, sha256(&pki.root))],
+        ),
+        // Secure MX without TLSA: opportunistic.
+        ("none", "mx-none", vec![]),
+    ] {
+        let domain = format!("{domain}.dane.test.");
+        let host = format!("{host}.dane.test.");
+        records.push(mx(&domain, 10, &host));
+        records.push(a(&host, local));
+        for (usage, selector, matching, data) in tlsa_records {
+            records.push(tlsa(
+                &format!("_{port}._tcp.{host}"),
+                usage,
+                selector,
+                matching,
+                data,
+            ));
+        }
+    }
+    let (signed, anchors) = signed_zone("dane.test.", records);
+    // The same names unsigned: DANE does not apply.
+    let unsigned = zone(
+        "plain.test.",
+        vec![
+            mx("plain.test.", 10, "mx.plain.test."),
+            a("mx.plain.test.", local),
+            tlsa(
+                &format!("_{port}._tcp.mx.plain.test."),
+                3,
+                0,
+                1,
+                vec![0xab; 32],
+            ),
+        ],
+        None,
+    );
+    let dns = TestDns::start(vec![("dane.test.", signed), ("plain.test.", unsigned)]).await;
+    let resolver = Resolver::new(
+        &[dns.address],
+        ResolverOptions {
+            timeout: Duration::from_secs(2),
+            attempts: 2,
+            trust_anchors: Some(Arc::new(anchors)),
+        },
+    )
+    .unwrap();
+    let router = Router::new(resolver, port, opportunistic_tls_config().unwrap()).with_dane();
+
+    let expectations = [
+        ("ee.dane.test", HostPolicy::Dane, true),
+        ("ta.dane.test", HostPolicy::Dane, true),
+        ("taname.dane.test", HostPolicy::Dane, false),
+        ("bad.dane.test", HostPolicy::Dane, false),
+        ("unusable.dane.test", HostPolicy::DaneUnusable, true),
+        ("none.dane.test", HostPolicy::Opportunistic, true),
+        ("plain.test", HostPolicy::Opportunistic, true),
+    ];
+    for (domain, policy, passes) in expectations {
+        let route = router.route(domain).await.unwrap();
+        let host = route.targets[0].host.clone();
+        assert_eq!(route.policies[&host], policy, "{domain}");
+        let mut options = options();
+        options.hosts = route.hosts;
+        let envelope = Envelope::new(Some("sender@remote.example"), [format!("alice@{domain}")]);
+        let report = deliver(
+            &route.targets,
+            port,
+            "out.remote.example",
+            &envelope,
+            MessageBody::from(MESSAGE),
+            &options,
+        )
+        .await;
+        if passes {
+            // The receiver refuses to relay for these domains (550): what matters is that
+            // the session got that far, over TLS.
+            assert!(
+                matches!(&report.recipients[0], DeliveryOutcome::Replied(_)),
+                "{domain}: {report:?}"
+            );
+            assert!(report.tls.is_some(), "{domain}: over TLS");
+        } else {
+            // TLS-RPT tells a name mismatch from a record that matches nothing.
+            let expected = if domain.starts_with("taname") {
+                CertificateProblem::HostMismatch
+            } else {
+                CertificateProblem::Invalid
+            };
+            assert!(
+                matches!(
+                    &report.recipients[0],
+                    DeliveryOutcome::Deferred(Failure::Certificate { problem, .. })
+                        if *problem == expected
+                ),
+                "{domain}: {report:?}"
+            );
+            // RFC 7672 §2.2: no fallback to plaintext after a failed DANE handshake.
+            assert!(
+                report
+                    .failures
+                    .iter()
+                    .all(|(_, _, f)| matches!(f, Failure::Certificate { .. })),
+                "{domain}: {report:?}"
+            );
+        }
+    }
 }

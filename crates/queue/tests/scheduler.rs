@@ -13,7 +13,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use rcgen::{KeyPair, PKCS_ED25519};
 use sealpost_dns::{Resolver, ResolverOptions};
-use sealpost_queue::deliver::DeliveryOptions;
+use sealpost_queue::deliver::{DeliveryOptions, opportunistic_tls_config};
+use sealpost_queue::route::Router;
 use sealpost_queue::scheduler::{QueueSettings, Scheduler};
 use sealpost_store::sqlite::SqliteStore;
 use sealpost_store::{
@@ -194,7 +195,8 @@ impl Sender {
         let mut settings = QueueSettings::new("out.example.org", mx.port, delivery);
         settings.poll_interval = Duration::from_millis(100);
         tune(&mut settings);
-        let scheduler = Scheduler::new(Arc::clone(&self.store), resolver, settings);
+        let router = Router::new(resolver, mx.port, opportunistic_tls_config().unwrap());
+        let scheduler = Scheduler::new(Arc::clone(&self.store), router, settings);
         let waker = scheduler.waker();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(scheduler.run(shutdown.clone()));
@@ -424,4 +426,94 @@ async fn an_unreachable_mx_defers_and_the_null_sender_never_gets_a_bounce() {
     assert!(inbox[0].contains("Final-Recipient: rfc822; bob@[127.0.0.1]"));
     assert!(inbox[0].contains("Status: 5.4.7"), "{}", inbox[0]);
     assert!(inbox[0].contains("connect to 127.0.0.1:"), "{}", inbox[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_success_to_a_server_without_dsn_gets_a_relayed_report() {
+    let mx = FakeMx::start().await;
+    let sender = Sender::new().await;
+    let raw = format!(
+        "From: <{SENDER}>\r\nTo: x@remote.example\r\nSubject: dsn\r\nMessage-ID: <dsn@example.org>\r\n\r\nHi.\r\n"
+    );
+    let envelope = OutboundEnvelope {
+        from: Some(SENDER.to_string()),
+        recipients: vec![
+            OutboundRecipient {
+                address: "wants@[127.0.0.1]".to_string(),
+                notify: Some("SUCCESS,FAILURE".to_string()),
+                orcpt: Some("rfc822;wants@[127.0.0.1]".to_string()),
+            },
+            OutboundRecipient::new("quiet@[127.0.0.1]"),
+        ],
+        envid: Some("ENV-1".to_string()),
+        ..OutboundEnvelope::default()
+    };
+    sender
+        .store
+        .accept_message(Arc::from(raw.into_bytes()), unix_now(), &[], Some(envelope))
+        .await
+        .unwrap();
+    let running = sender.start(&mx, |_| {});
+    sender
+        .wait_for_queue("delivered", <[QueuedRecipient]>::is_empty)
+        .await;
+    // The report is stored after the outcome is recorded.
+    for _ in 0..50 {
+        if !sender.inbox().await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    running.stop().await;
+    let inbox = sender.inbox().await;
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    let report = &inbox[0];
+    assert!(report.contains("Original-Envelope-Id: ENV-1"), "{report}");
+    assert!(
+        report.contains("Final-Recipient: rfc822; wants@[127.0.0.1]"),
+        "{report}"
+    );
+    assert!(report.contains("Action: relayed"), "{report}");
+    assert!(report.contains("Status: 2.0.0"), "{report}");
+    assert!(report.contains("Remote-MTA: dns; 127.0.0.1"), "{report}");
+    assert!(
+        !report.contains("quiet@"),
+        "no NOTIFY, no success report: {report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requiretls_without_a_verified_route_bounces_unsent() {
+    let mx = FakeMx::start().await;
+    let sender = Sender::new().await;
+    let raw = format!(
+        "From: <{SENDER}>\r\nTo: x@remote.example\r\nSubject: secret\r\n\r\nThe body stays here.\r\n"
+    );
+    let envelope = OutboundEnvelope {
+        from: Some(SENDER.to_string()),
+        recipients: vec![OutboundRecipient::new("bob@[127.0.0.1]")],
+        require_tls: true,
+        ..OutboundEnvelope::default()
+    };
+    sender
+        .store
+        .accept_message(Arc::from(raw.into_bytes()), unix_now(), &[], Some(envelope))
+        .await
+        .unwrap();
+    let running = sender.start(&mx, |_| {});
+    sender
+        .wait_for_queue("bounced", <[QueuedRecipient]>::is_empty)
+        .await;
+    running.stop().await;
+    // RFC 8689 §4.2.1: an address literal has neither DANE nor MTA-STS: nothing is sent.
+    assert!(mx.transactions().is_empty(), "{:?}", mx.transactions());
+    let inbox = sender.inbox().await;
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    let report = &inbox[0];
+    assert!(report.contains("Status: 5.7.10"), "{report}");
+    assert!(report.contains("REQUIRETLS"), "{report}");
+    assert!(
+        !report.contains("The body stays here."),
+        "RFC 8689 §5: the header only: {report}"
+    );
 }

@@ -134,4 +134,10 @@ pub enum QueueCommand {
         /// The queue id, as `queue list` shows it.
         id: String,
     },
+    /// The TLS-RPT reports (RFC 8460, JSON) of one UTC day's delivery sessions, one per
+    /// destination domain.
+    TlsReport {
+        /// YYYY-MM-DD (default: today, UTC).
+        day: Option<String>,
+    },
 }

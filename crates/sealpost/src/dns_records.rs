@@ -106,9 +106,11 @@ fn mta_sts_policy(hostname: &Domain) -> String {
 /// RFC 8461 §3.1: `id` is 1-32 letters or digits that change with the policy: a hash of it
 /// (FNV-1a, 64 bits, in hex).
 fn policy_id(policy: &str) -> String {
-    let hash = policy.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
+    let hash = policy
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
     format!("{hash:016x}")
 }
 
@@ -154,8 +156,13 @@ mod tests {
             .find(|l| l.starts_with("_mta-sts.example.org. 3600 IN TXT \"v=STSv1; id="))
             .unwrap();
         let id = sts.split("id=").nth(1).unwrap().trim_end_matches('"');
-        assert!(id.len() <= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric()), "{sts}");
-        assert!(lines.contains(&"mta-sts.example.org. 3600 IN CNAME mail.example.org.".to_string()));
+        assert!(
+            id.len() <= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric()),
+            "{sts}"
+        );
+        assert!(
+            lines.contains(&"mta-sts.example.org. 3600 IN CNAME mail.example.org.".to_string())
+        );
         assert!(lines.contains(&";   mx: mail.example.org".to_string()));
         assert!(lines.contains(&";   version: STSv1".to_string()));
         assert!(

@@ -8,6 +8,7 @@ mod dns_records;
 mod exit;
 mod manage;
 mod queue_cli;
+mod reports;
 mod serve;
 mod setup;
 

@@ -18,7 +18,9 @@ use anyhow::anyhow;
 use sealpost_config::Config;
 use sealpost_queue::dsn::{self, Action, Diagnostic, DsnRecipient};
 use sealpost_queue::notify::notify_sender;
-use sealpost_store::{DroppedMessage, EntryRecipient, QueueId, QueuedRecipient, Store};
+use sealpost_store::{
+    DroppedMessage, EntryRecipient, QueueId, QueuedRecipient, Store, TlsSessions,
+};
 use sealpost_types::date::{UtcDateTime, unix_now};
 
 use crate::cli::QueueCommand;
@@ -43,6 +45,21 @@ pub async fn queue(config_path: &Path, command: QueueCommand) -> Result<(), CliE
         QueueCommand::Drop { id } => {
             let id = parse_id(&id)?;
             drop_entry(store.as_ref(), config.hostname.as_str(), id).await
+        }
+        QueueCommand::TlsReport { day } => {
+            let day = match day {
+                Some(day) => parse_day(&day)?,
+                None => {
+                    let t = UtcDateTime::from_unix(unix_now());
+                    format!("{:04}-{:02}-{:02}", t.year, t.month, t.day)
+                }
+            };
+            let sessions = store.tls_sessions(&day).await?;
+            let reports = tls_reports(config.hostname.as_str(), &day, &sessions);
+            let text = serde_json::to_string_pretty(&reports)
+                .map_err(|error| CliError::runtime(anyhow!("cannot write JSON: {error}")))?;
+            println!("{text}");
+            Ok(())
         }
     }
 }
@@ -113,6 +130,100 @@ fn plural(n: usize, noun: &str) -> String {
     } else {
         format!("{n} {noun}s")
     }
+}
+
+/// `YYYY-MM-DD`.
+fn parse_day(text: &str) -> Result<String, CliError> {
+    let parts: Vec<&str> = text.trim().split('-').collect();
+    let valid = matches!(parts.as_slice(), [y, m, d]
+        if y.len() == 4 && m.len() == 2 && d.len() == 2
+            && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_digit()))
+            && (1..=12).contains(&m.parse::<u32>().unwrap_or(0))
+            && (1..=31).contains(&d.parse::<u32>().unwrap_or(0)));
+    if valid {
+        Ok(text.trim().to_string())
+    } else {
+        Err(CliError::usage(anyhow!(
+            "{text:?} is not a day (YYYY-MM-DD, e.g. 2026-11-29)"
+        )))
+    }
+}
+
+/// RFC 8460 §4.4: one report per policy domain, each with its policies (one per policy
+/// type), their summary counts and failure details.
+fn tls_reports(hostname: &str, day: &str, sessions: &[TlsSessions]) -> serde_json::Value {
+    use serde_json::json;
+    let mut domains: Vec<&str> = sessions.iter().map(|s| s.policy_domain.as_str()).collect();
+    domains.dedup();
+    let reports: Vec<serde_json::Value> = domains
+        .iter()
+        .map(|domain| {
+            let of_domain: Vec<&TlsSessions> = sessions
+                .iter()
+                .filter(|s| s.policy_domain == *domain)
+                .collect();
+            let mut types: Vec<&str> = of_domain.iter().map(|s| s.policy_type.as_str()).collect();
+            types.sort_unstable();
+            types.dedup();
+            let policies: Vec<serde_json::Value> = types
+                .iter()
+                .map(|policy_type| {
+                    let group: Vec<&&TlsSessions> = of_domain
+                        .iter()
+                        .filter(|s| s.policy_type == *policy_type)
+                        .collect();
+                    let successes: u64 = group
+                        .iter()
+                        .filter(|s| s.result == "success")
+                        .map(|s| s.count)
+                        .sum();
+                    let failures: Vec<&&&TlsSessions> =
+                        group.iter().filter(|s| s.result != "success").collect();
+                    let mut mx_hosts: Vec<&str> =
+                        group.iter().map(|s| s.mx_host.as_str()).collect();
+                    mx_hosts.sort_unstable();
+                    mx_hosts.dedup();
+                    let policy_string = group
+                        .iter()
+                        .map(|s| &s.policy_string)
+                        .find(|p| !p.is_empty())
+                        .cloned()
+                        .unwrap_or_default();
+                    json!({
+                        "policy": {
+                            "policy-type": policy_type,
+                            "policy-string": policy_string,
+                            "policy-domain": domain,
+                            "mx-host": mx_hosts,
+                        },
+                        "summary": {
+                            "total-successful-session-count": successes,
+                            "total-failure-session-count":
+                                failures.iter().map(|s| s.count).sum::<u64>(),
+                        },
+                        "failure-details": failures.iter().map(|s| json!({
+                            "result-type": s.result,
+                            "receiving-mx-hostname": s.mx_host,
+                            "receiving-ip": s.receiving_ip,
+                            "failed-session-count": s.count,
+                            "failure-reason-code": s.reason,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            json!({
+                "organization-name": hostname,
+                "date-range": {
+                    "start-datetime": format!("{day}T00:00:00Z"),
+                    "end-datetime": format!("{day}T23:59:59Z"),
+                },
+                "contact-info": format!("postmaster@{hostname}"),
+                "report-id": format!("{day}.{domain}@{hostname}"),
+                "policies": policies,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(reports)
 }
 
 fn parse_id(text: &str) -> Result<QueueId, CliError> {
@@ -227,6 +338,75 @@ mod tests {
         for bad in ["", "0", "-1", "abc", "4 2", "99999999999999999999"] {
             assert!(parse_id(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn days() {
+        assert_eq!(parse_day("2026-11-29").unwrap(), "2026-11-29");
+        for bad in [
+            "",
+            "2026-11",
+            "2026-13-01",
+            "2026-11-32",
+            "26-11-29",
+            "2026-1-29",
+            "x",
+        ] {
+            assert!(parse_day(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn tls_reports_follow_rfc_8460() {
+        let session = |policy_type: &str, result: &str, count: u64| TlsSessions {
+            day: "2026-11-29".into(),
+            policy_domain: "remote.example".into(),
+            policy_type: policy_type.into(),
+            policy_string: if policy_type == "sts" {
+                vec!["version: STSv1".into(), "mode: enforce".into()]
+            } else {
+                Vec::new()
+            },
+            mx_host: "mx.remote.example".into(),
+            result: result.into(),
+            receiving_ip: if result == "success" {
+                String::new()
+            } else {
+                "192.0.2.1".into()
+            },
+            reason: "why".into(),
+            count,
+        };
+        let reports = tls_reports(
+            "mail.example.org",
+            "2026-11-29",
+            &[
+                session("no-policy-found", "success", 2),
+                session("sts", "certificate-host-mismatch", 1),
+                session("sts", "success", 4),
+            ],
+        );
+        let report = &reports[0];
+        assert_eq!(reports.as_array().unwrap().len(), 1);
+        assert_eq!(report["organization-name"], "mail.example.org");
+        assert_eq!(
+            report["date-range"]["start-datetime"],
+            "2026-11-29T00:00:00Z"
+        );
+        assert_eq!(report["contact-info"], "postmaster@mail.example.org");
+        let policies = report["policies"].as_array().unwrap();
+        assert_eq!(policies.len(), 2);
+        let sts = &policies[1];
+        assert_eq!(sts["policy"]["policy-type"], "sts");
+        assert_eq!(sts["policy"]["policy-domain"], "remote.example");
+        assert_eq!(sts["policy"]["policy-string"][1], "mode: enforce");
+        assert_eq!(sts["summary"]["total-successful-session-count"], 4);
+        assert_eq!(sts["summary"]["total-failure-session-count"], 1);
+        let failure = &sts["failure-details"][0];
+        assert_eq!(failure["result-type"], "certificate-host-mismatch");
+        assert_eq!(failure["receiving-ip"], "192.0.2.1");
+        assert_eq!(failure["receiving-mx-hostname"], "mx.remote.example");
+        assert_eq!(policies[0]["summary"]["total-successful-session-count"], 2);
     }
 
     #[test]

@@ -9,6 +9,8 @@ use sealpost_config::{Config, ServiceName};
 use sealpost_dns::Resolver;
 use sealpost_net::{CertPaths, CertStore, Handler, Limits, ListenerSpec, ServiceKind};
 use sealpost_queue::deliver::DeliveryOptions;
+use sealpost_queue::mta_sts::MtaSts;
+use sealpost_queue::route::Router;
 use sealpost_queue::scheduler::{QueueSettings, Scheduler};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
@@ -18,10 +20,11 @@ use sealpost_imap::service::ImapService;
 use sealpost_pop3::service::Pop3Service;
 use sealpost_smtp::service::{SmtpLimits, SmtpService};
 use sealpost_store::authenticate::Authenticator;
-use sealpost_store::{Directory, Store};
+use sealpost_store::{Directory, RecentSubmissions, Store};
 
 use crate::exit::CliError;
 use crate::manage::open_store;
+use crate::reports::QueueReports;
 
 pub fn service_kind(name: ServiceName) -> ServiceKind {
     match name {
@@ -88,13 +91,13 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<(), Cli
             config.source.display()
         )));
     }
-    let listeners = sealpost_net::bind(&specs).map_err(CliError::runtime)?;
-
     let scheduler = scheduler(config, &store)?;
-    let handlers = handlers(config, &store, &specs, scheduler.waker());
-
+    // The signal handlers come before the listeners: once a port accepts, a SIGHUP or
+    // SIGTERM must find them (the default action would end the process).
     sealpost_net::spawn_reload_on_sighup(Arc::clone(&certs)).map_err(CliError::runtime)?;
     spawn_shutdown_on_signal(shutdown.clone())?;
+    let listeners = sealpost_net::bind(&specs).map_err(CliError::runtime)?;
+    let handlers = handlers(config, &store, &specs, scheduler.waker());
     let limits = Limits {
         max_connections: config.limits.max_connections,
         max_connections_per_ip: config.limits.max_connections_per_ip,
@@ -122,18 +125,33 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<(), Cli
     Ok(())
 }
 
-/// The outbound queue's scheduler: `[dns]` and `[outbound]` of the configuration.
+/// The outbound queue's scheduler: `[dns]` and `[outbound]` of the configuration, with
+/// DANE and MTA-STS enforced.
 fn scheduler(config: &Config, store: &Arc<dyn Store>) -> Result<Scheduler, CliError> {
-    let resolver = Resolver::from_config(config).map_err(CliError::usage)?;
-    let delivery = DeliveryOptions::opportunistic()
-        .map_err(|error| CliError::runtime(anyhow!("cannot set up outbound TLS: {error}")))?;
     let outbound = &config.outbound;
+    let resolver = Resolver::from_config(config).map_err(CliError::usage)?;
+    let tls_error = |error: rustls::Error| anyhow!("cannot set up outbound TLS: {error}");
+    let delivery =
+        DeliveryOptions::opportunistic().map_err(|error| CliError::runtime(tls_error(error)))?;
+    let roots =
+        Arc::new(sealpost_net::trust_roots(outbound.ca_file.as_deref()).map_err(CliError::usage)?);
+    let pkix_smtp = sealpost_net::pkix_client_config(Arc::clone(&roots), &[])
+        .map_err(|error| CliError::runtime(tls_error(error)))?;
+    // RFC 8461 §3.3: the policy comes over HTTPS/1.1.
+    let pkix_https = sealpost_net::pkix_client_config(roots, &[b"http/1.1"])
+        .map_err(|error| CliError::runtime(tls_error(error)))?;
+    let router = Router::new(resolver, outbound.remote_port, Arc::clone(&delivery.tls))
+        .with_dane()
+        .with_mta_sts(
+            MtaSts::new(Arc::new(pkix_https), outbound.mta_sts_port),
+            Arc::new(pkix_smtp),
+        );
     let mut settings = QueueSettings::new(config.hostname.as_str(), outbound.remote_port, delivery);
     settings.max_connections = outbound.max_connections;
     settings.max_connections_per_domain = outbound.max_connections_per_domain;
     settings.retry.delay_warning = outbound.delay_warning;
     settings.retry.lifetime = outbound.lifetime;
-    Ok(Scheduler::new(Arc::clone(store), resolver, settings))
+    Ok(Scheduler::new(Arc::clone(store), router, settings))
 }
 
 /// The handler of each configured service: SMTP on its three ports, POP3 and IMAP on two each.
@@ -151,6 +169,8 @@ fn handlers(
         max_errors: config.smtp.max_errors,
         max_auth_failures: config.smtp.max_auth_failures,
     };
+    // Submissions filed in Sent, so that IMAP does not store the client's copy again.
+    let recent_submissions = Arc::new(RecentSubmissions::default());
     let smtp: Arc<dyn Handler> = Arc::new(
         SmtpService::new(
             config.hostname.as_str(),
@@ -158,7 +178,17 @@ fn handlers(
             Arc::clone(&authenticator),
             limits,
         )
-        .with_queue_waker(queue_waker),
+        .with_queue_waker(queue_waker)
+        .with_sent_copies(
+            config
+                .smtp
+                .save_sent
+                .then(|| Arc::clone(&recent_submissions)),
+        )
+        .with_delivery_reports(Arc::new(QueueReports::new(
+            config.hostname.as_str(),
+            Arc::clone(store),
+        ))),
     );
     let pop3: Arc<dyn Handler> = Arc::new(Pop3Service::new(
         config.hostname.as_str(),
@@ -167,7 +197,8 @@ fn handlers(
     ));
     let imap: Arc<dyn Handler> = Arc::new(
         ImapService::new(config.hostname.as_str(), Arc::clone(store), authenticator)
-            .with_max_sessions_per_user_ip(config.limits.max_sessions_per_user_ip),
+            .with_max_sessions_per_user_ip(config.limits.max_sessions_per_user_ip)
+            .with_recent_submissions(recent_submissions),
     );
     specs
         .iter()

@@ -9,6 +9,7 @@ pub mod authenticate;
 pub mod conformance;
 mod error;
 pub mod sqlite;
+pub mod submissions;
 mod types;
 
 use std::path::PathBuf;
@@ -22,11 +23,12 @@ use sealpost_types::{
 use tokio::sync::broadcast;
 
 pub use error::StoreError;
+pub use submissions::{RecentSubmissions, SentCopy};
 pub use types::{
     AcceptedMessage, Account, Alias, AttemptOutcome, ChangeEvent, DkimAlgorithm, DkimKey,
     DomainRecord, DroppedMessage, DueMessage, EntryRecipient, FinishedMessage, FlagOp, Mailbox,
     MailboxChanges, MessageMeta, NewMessage, OutboundEnvelope, OutboundRecipient, QueueEntry,
-    QueueId, QueuedRecipient, RecipientResult, RecipientStatus, Usage,
+    QueueId, QueuedRecipient, RecipientResult, RecipientStatus, TlsSessions, Usage,
 };
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -230,6 +232,12 @@ pub trait MailStore: Send + Sync {
     /// caller sends the report), false when it had or the entry is gone: a message gets
     /// one delay report, however many attempts and schedulers see it late.
     async fn claim_delay_report(&self, queue_id: QueueId) -> StoreResult<bool>;
+    /// Adds delivery sessions to the TLS-RPT counts (RFC 8460), in one write job that does
+    /// not wait for its own fsync (statistics: a power cut may lose the last seconds).
+    async fn record_tls_sessions(&self, sessions: Vec<TlsSessions>) -> StoreResult<()>;
+    /// The TLS-RPT counts of one UTC day (`YYYY-MM-DD`), by policy domain, policy type,
+    /// MX host, result and address.
+    async fn tls_sessions(&self, day: &str) -> StoreResult<Vec<TlsSessions>>;
     /// Removes a queue entry with all its recipients in one write job (`sealpost queue
     /// drop`), returning its envelope, the recipients that were still `Queued` and the
     /// message bytes (read before the blob may go), so that the caller can bounce it.

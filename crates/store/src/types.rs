@@ -172,6 +172,8 @@ pub struct OutboundEnvelope {
     pub envid: Option<String>,
     /// the account that submitted it
     pub submitted_by: Option<AccountId>,
+    /// REQUIRETLS (RFC 8689): deliver only over verified TLS to servers that offer it.
+    pub require_tls: bool,
 }
 
 /// What [`crate::MailStore::accept_message`] stored.
@@ -245,6 +247,8 @@ pub struct QueueEntry {
     pub size: u64,
     /// The sender was told that delivery is delayed (RFC 3464 `Action: delayed`), once.
     pub delay_reported: bool,
+    /// REQUIRETLS (RFC 8689).
+    pub require_tls: bool,
 }
 
 /// One recipient of a queue entry with everything the delivery engine and a DSN need.
@@ -317,4 +321,29 @@ pub struct DroppedMessage {
     pub recipients: Vec<EntryRecipient>,
     /// The message bytes, read in the same write job before the entry went.
     pub raw: Vec<u8>,
+}
+
+/// Delivery sessions with one outcome under one TLS policy on one day (RFC 8460 §4.4): the
+/// data a TLS-RPT report is made of. Recording adds `count` to what is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSessions {
+    /// UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// The recipient domain whose policy applied (`policy-domain`).
+    pub policy_domain: String,
+    /// `sts`, `tlsa` or `no-policy-found` (RFC 8460 §4.4 `policy-type`).
+    pub policy_type: String,
+    /// The policy as published (`policy-string`: the MTA-STS policy lines or the TLSA
+    /// records); the latest seen is kept.
+    pub policy_string: Vec<String>,
+    /// The MX host the session was with (`mx-host`, `receiving-mx-hostname`).
+    pub mx_host: String,
+    /// `success`, or an RFC 8460 §4.3 result type (`starttls-not-supported`,
+    /// `certificate-host-mismatch`, `validation-failure`, ...).
+    pub result: String,
+    /// The address connected to (`receiving-ip`); empty for successes.
+    pub receiving_ip: String,
+    /// Free text about a failure (`failure-reason-code`); the latest is kept.
+    pub reason: String,
+    pub count: u64,
 }

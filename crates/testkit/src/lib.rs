@@ -10,6 +10,7 @@
 // the point (as in `sealpost_store::conformance`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod dns;
 pub mod line_client;
 pub mod service_fixture;
 pub mod store;

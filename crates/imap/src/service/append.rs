@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use sealpost_store::NewMessage;
-use sealpost_types::MailboxName;
+use sealpost_store::submissions::{self, SentCopy};
+use sealpost_store::{FlagOp, Mailbox, NewMessage, StoreError};
+use sealpost_types::{AccountId, MailboxName, ModSeq};
 
 use super::session::{Session, store_failure};
 use crate::core::{AppendMessage, Code, Completion, Flag, SequenceSet};
@@ -75,6 +76,19 @@ impl Session<'_> {
                 Err(error) => return store_failure(&error),
             }
         }
+        // Only a single APPEND is matched against submissions: a MULTIAPPEND's APPENDUID
+        // lists its UIDs in ascending order (RFC 4315 §3), which cannot mix copies filed
+        // earlier with new ones and still say which is which.
+        if let [message] = messages.as_slice() {
+            match self
+                .filed_at_submission(account, &mailbox, &message.data)
+                .await
+            {
+                Ok(Some(copy)) => return self.report_filed(&mailbox, copy, &message.flags).await,
+                Ok(None) => {}
+                Err(error) => return store_failure(&error),
+            }
+        }
         let octets = messages.iter().map(|m| m.data.len() as u64).sum();
         if let Some(refusal) = self.over_quota(octets).await {
             return refusal;
@@ -108,6 +122,73 @@ impl Session<'_> {
         Completion::ok("APPEND completed").with_code(Code::AppendUid {
             uid_validity: mailbox.uid_validity,
             uids: SequenceSet::from_numbers(uids),
+        })
+    }
+}
+
+impl Session<'_> {
+    /// The Sent copy the SMTP service filed of this very message, when `raw` goes to the
+    /// mailbox that copy is in, its Message-ID is that of a recent submission of the same
+    /// account, and the copy is still there (not expunged, same UIDVALIDITY).
+    async fn filed_at_submission(
+        &mut self,
+        account: AccountId,
+        mailbox: &Mailbox,
+        raw: &[u8],
+    ) -> Result<Option<SentCopy>, StoreError> {
+        let Some(record) = &self.service.recent_submissions else {
+            return Ok(None);
+        };
+        let Some(message_id) = submissions::message_id(raw) else {
+            return Ok(None);
+        };
+        let Some(copy) = record.lookup(account, mailbox.id, &message_id) else {
+            return Ok(None);
+        };
+        // RFC 9051 §2.3.1.1: under another UIDVALIDITY the UID names another message.
+        if copy.uid_validity != mailbox.uid_validity {
+            return Ok(None);
+        }
+        // RFC 7162 §3.1.1: the copy's MODSEQ only grew since it was filed, so it is among
+        // the messages changed after the one before — unless it was expunged. This reads the
+        // few messages changed since, not the whole mailbox.
+        let since = ModSeq(copy.modseq.0.saturating_sub(1));
+        let changes = self.service.store.changes_since(mailbox.id, since).await?;
+        Ok(changes
+            .changed
+            .iter()
+            .any(|message| message.uid == copy.uid)
+            .then_some(copy))
+    }
+
+    /// Answers an APPEND of a message already filed at submission: the APPEND's flags are
+    /// added to that copy, and its UID is reported as the appended message's.
+    async fn report_filed(
+        &mut self,
+        mailbox: &Mailbox,
+        copy: SentCopy,
+        flags: &[Flag],
+    ) -> Completion {
+        // RFC 9051 §2.3.2: \Recent is never set by a client.
+        let flags: Vec<String> = flags
+            .iter()
+            .filter(|f| **f != Flag::Recent)
+            .map(|f| f.as_str().to_string())
+            .collect();
+        if !flags.is_empty()
+            && let Err(error) = self
+                .service
+                .store
+                .store_flags(mailbox.id, &[copy.uid], FlagOp::Add, &flags, None)
+                .await
+        {
+            return store_failure(&error);
+        }
+        // RFC 4315 §3: APPENDUID gives the UID the appended message has in the mailbox:
+        // the copy filed when the message was submitted, which is the same message.
+        Completion::ok("APPEND completed (already filed when sent)").with_code(Code::AppendUid {
+            uid_validity: mailbox.uid_validity,
+            uids: SequenceSet::from_numbers([copy.uid.0]),
         })
     }
 }

@@ -29,8 +29,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sealpost_net::{CancellationToken, Connection, Handler, ServiceKind};
-use sealpost_store::Store;
 use sealpost_store::authenticate::Authenticator;
+use sealpost_store::{RecentSubmissions, Store};
 
 use crate::core::{CoreConfig, Extensions};
 
@@ -42,6 +42,9 @@ pub struct ImapService {
     authenticator: Arc<Authenticator>,
     user_sessions: Arc<limits::UserSessions>,
     max_sessions_per_user_ip: usize,
+    /// Where the SMTP service notes the Sent copies it filed, so that APPEND does not store
+    /// the client's copy of the same message again.
+    recent_submissions: Option<Arc<RecentSubmissions>>,
 }
 
 impl ImapService {
@@ -52,7 +55,16 @@ impl ImapService {
             authenticator,
             user_sessions: Arc::default(),
             max_sessions_per_user_ip: DEFAULT_MAX_SESSIONS_PER_USER_IP,
+            recent_submissions: None,
         }
+    }
+
+    /// Reads `record`, the one the SMTP service notes its Sent copies in: an APPEND to Sent
+    /// of a message just submitted (same Message-ID) reports the copy already there instead
+    /// of storing a second one.
+    pub fn with_recent_submissions(mut self, record: Arc<RecentSubmissions>) -> Self {
+        self.recent_submissions = Some(record);
+        self
     }
 
     /// How many sessions one account may have open from one address at a time (at

@@ -20,7 +20,10 @@ use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, SignatureScheme};
 use tokio::task::JoinHandle;
 
-pub use client::opportunistic_client_config;
+pub use client::{
+    DaneMatcher, DaneVerdict, RootsError, dane_client_config, opportunistic_client_config,
+    pkix_client_config, trust_roots,
+};
 pub use inspect::{CertReport, inspect_certificate};
 
 use crate::error::NetError;

@@ -115,6 +115,7 @@ fn envelopes_carry_dsn_parameters_and_smtputf8_when_needed() {
         created: 0,
         size: 10,
         delay_reported: false,
+        require_tls: false,
     };
     let recipient = EntryRecipient {
         address: "bob@remote.example".into(),

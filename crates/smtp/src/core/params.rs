@@ -50,6 +50,8 @@ pub(crate) enum ParamError {
 pub(crate) struct ParamPolicy {
     pub(crate) dsn: bool,
     pub(crate) auth: bool,
+    /// REQUIRETLS is offered (on a TLS session only, RFC 8689 §4).
+    pub(crate) require_tls: bool,
 }
 
 /// Splits `text` into `(keyword, value)` pairs; several spaces between parameters are
@@ -114,6 +116,13 @@ pub(crate) fn parse_mail_params(text: &str, policy: ParamPolicy) -> Result<MailP
                     return Err(ParamError::InvalidValue);
                 }
                 params.smtputf8 = true;
+            }
+            "REQUIRETLS" if policy.require_tls => {
+                // RFC 8689 §4.1: REQUIRETLS has no value.
+                if value.is_some() {
+                    return Err(ParamError::InvalidValue);
+                }
+                params.require_tls = true;
             }
             "RET" if policy.dsn => {
                 let ret = match value.map(str::to_ascii_uppercase).as_deref() {
@@ -262,11 +271,31 @@ mod tests {
     const ALL: ParamPolicy = ParamPolicy {
         dsn: true,
         auth: true,
+        require_tls: true,
     };
     const NONE: ParamPolicy = ParamPolicy {
         dsn: false,
         auth: false,
+        require_tls: false,
     };
+
+    #[test]
+    fn requiretls_only_where_offered_and_without_value() {
+        assert!(parse_mail_params(" REQUIRETLS", ALL).unwrap().require_tls);
+        assert!(!parse_mail_params("", ALL).unwrap().require_tls);
+        assert_eq!(
+            parse_mail_params(" REQUIRETLS", NONE),
+            Err(ParamError::Unsupported)
+        );
+        assert_eq!(
+            parse_mail_params(" REQUIRETLS=yes", ALL),
+            Err(ParamError::InvalidValue)
+        );
+        assert_eq!(
+            parse_mail_params(" REQUIRETLS REQUIRETLS", ALL),
+            Err(ParamError::Unsupported)
+        );
+    }
 
     #[test]
     fn mail_params() {
@@ -284,6 +313,7 @@ mod tests {
                 ret: Some(DsnRet::Headers),
                 envid: Some("QQ+1".to_string()),
                 auth: Some(AuthParams { mailbox: None }),
+                require_tls: false,
             }
         );
         let params = parse_mail_params(" AUTH=e+3Dmc2@example.com", ALL).unwrap();

@@ -29,7 +29,8 @@ pub struct CoreConfig {
     pub auth_requires_tls: bool,
     /// MAIL needs a successful AUTH first (submission, RFC 6409 §4.3): 530 5.7.0.
     pub require_auth_for_mail: bool,
-    /// Offer DSN (RFC 3461) and accept its parameters; off until outbound DSNs exist.
+    /// Offer DSN (RFC 3461) and accept its parameters: only where the service can honour
+    /// every NOTIFY value (submission with a report sender); refused as unknown otherwise.
     pub offer_dsn: bool,
 }
 
@@ -84,6 +85,8 @@ pub struct MailParams {
     /// ENVID= decoded from xtext (RFC 3461 §4.4).
     pub envid: Option<String>,
     pub auth: Option<AuthParams>,
+    /// REQUIRETLS (RFC 8689 §4.1): every hop over verified TLS, or a bounce.
+    pub require_tls: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -105,6 +105,10 @@ impl ServerCore {
             "ENHANCEDSTATUSCODES".to_string(),                // RFC 2034
             "CHUNKING".to_string(),                           // RFC 3030
         ];
+        if self.session.tls {
+            // RFC 8689 §4: REQUIRETLS is offered on TLS sessions only.
+            lines.push("REQUIRETLS".to_string());
+        }
         if self.starttls_available() {
             lines.push("STARTTLS".to_string()); // RFC 3207
         }

@@ -15,6 +15,8 @@ impl ServerCore {
             dsn: self.config.offer_dsn,
             // RFC 4954 §5: AUTH= only where the AUTH extension exists.
             auth: !self.config.auth_mechanisms.is_empty(),
+            // RFC 8689 §4: REQUIRETLS only on a TLS session.
+            require_tls: self.session.tls,
         }
     }
 

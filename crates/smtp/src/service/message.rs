@@ -5,13 +5,15 @@ use std::sync::Arc;
 
 use sealpost_store::{OutboundEnvelope, OutboundRecipient, StoreError};
 use sealpost_types::date::{UtcDateTime, unix_now};
-use sealpost_types::{AccountId, Address, MailboxId, SpecialUse};
+use sealpost_types::{AccountId, Address, MailboxId, ModSeq, SpecialUse, Uid};
 
 use super::PortRole;
 use super::headers::{self, HeaderBlock};
 use super::recipients::{Transaction, temporary_problem};
+use super::reports::{self, notify_text, ret_text};
+use super::sent::SentTarget;
 use super::session::Session;
-use crate::core::{Answer, BodyType, DsnNotify, DsnRet, RcptParams, Reply};
+use crate::core::{Answer, BodyType, RcptParams, Reply};
 
 /// The final 250 of a stored message (sent only after the commit).
 fn accepted(queue_id: &str) -> Answer {
@@ -22,25 +24,28 @@ fn accepted(queue_id: &str) -> Answer {
     ))
 }
 
+/// What one accepted message is written as: one blob for every target, in one commit.
+struct Batch {
+    raw: Arc<[u8]>,
+    received_at: i64,
+    /// The local recipients' INBOXes.
+    inboxes: Vec<(MailboxId, Vec<String>)>,
+    /// The remote recipients, for the queue.
+    outbound: Option<OutboundEnvelope>,
+    /// The submitter's Sent copy.
+    sent: Option<(MailboxId, Vec<String>)>,
+}
+
+impl Batch {
+    fn all_targets(&self) -> Vec<(MailboxId, Vec<String>)> {
+        let mut targets = self.inboxes.clone();
+        targets.extend(self.sent.clone());
+        targets
+    }
+}
+
 /// RFC 5321 §6.3: a message that has passed this many hops is in a loop.
 const MAX_HOPS: usize = 50;
-
-fn notify_text(notify: &DsnNotify) -> String {
-    if notify.never {
-        return "NEVER".to_string();
-    }
-    let mut parts = Vec::new();
-    if notify.success {
-        parts.push("SUCCESS");
-    }
-    if notify.failure {
-        parts.push("FAILURE");
-    }
-    if notify.delay {
-        parts.push("DELAY");
-    }
-    parts.join(",")
-}
 
 fn outbound_recipient(address: &str, params: &RcptParams) -> OutboundRecipient {
     OutboundRecipient {
@@ -154,10 +159,10 @@ impl Session<'_> {
             ));
         }
         // RFC 5321 §4.4: the FOR clause only when there is exactly one recipient.
-        if let [(recipient, _)] = transaction.local.as_slice()
+        if let [recipient] = transaction.local.as_slice()
             && transaction.remote.is_empty()
         {
-            header.push_str(&format!("\r\n\tfor <{recipient}>"));
+            header.push_str(&format!("\r\n\tfor <{}>", recipient.address));
         }
         header.push_str(&format!("; {}\r\n", UtcDateTime::now().to_rfc5322()));
         header
@@ -189,12 +194,12 @@ impl Session<'_> {
             ));
             // One blob serves every local recipient, so Delivered-To is added only when
             // the message goes to exactly one account (as Dovecot LMTP does).
-            if let ([(recipient, _)], 1, true) = (
+            if let ([recipient], 1, true) = (
                 transaction.local.as_slice(),
                 accounts.len(),
                 transaction.remote.is_empty(),
             ) {
-                prefix.push_str(&format!("Delivered-To: {recipient}\r\n"));
+                prefix.push_str(&format!("Delivered-To: {}\r\n", recipient.address));
             }
         }
         prefix.push_str(&self.received_header(&transaction, &queue_id));
@@ -210,7 +215,8 @@ impl Session<'_> {
                 Ok(Some(inbox)) => {
                     targets.insert(*account, inbox);
                 }
-                // The account vanished between RCPT and now (user del): skip it.
+                // The account vanished between RCPT and now (user del): skip it (reported
+                // below as failed when the recipient wants to know).
                 Ok(None) => tracing::warn!(?account, "recipient has no INBOX any more; skipped"),
                 Err(error) => {
                     tracing::error!(%error, "store error before delivery");
@@ -225,31 +231,44 @@ impl Session<'_> {
                 .iter()
                 .map(|(address, params)| outbound_recipient(address, params))
                 .collect(),
-            ret: transaction.params.ret.map(|ret| match ret {
-                DsnRet::Full => "FULL".to_string(),
-                DsnRet::Headers => "HDRS".to_string(),
-            }),
+            ret: transaction.params.ret.map(ret_text),
             envid: transaction.params.envid.clone(),
             submitted_by: self.account.as_ref().map(|account| account.id),
+            // RFC 8689 §4.2: the requirement travels with the message.
+            require_tls: transaction.params.require_tls,
         });
         if targets.is_empty() && outbound.is_none() {
             return Answer::Reject(Reply::new(554, "5.5.1", "No valid recipients"));
         }
-        let flags: Vec<String> = Vec::new();
-        let target_list: Vec<(MailboxId, Vec<String>)> = targets
+        let inbox_targets: Vec<(MailboxId, Vec<String>)> = targets
             .values()
-            .map(|mailbox| (*mailbox, flags.clone()))
+            .map(|mailbox| (*mailbox, Vec::new()))
             .collect();
-        let received_at = unix_now();
+        // The Sent copy goes in the same commit as the delivery: the 250 means both are kept.
+        let sent = match self.sent_target(&raw).await {
+            Ok(sent) => sent,
+            Err(error) => {
+                tracing::error!(%error, "store error before delivery");
+                return Answer::Reject(temporary_problem());
+            }
+        };
+        let batch = Batch {
+            raw: Arc::clone(&raw),
+            received_at: unix_now(),
+            inboxes: inbox_targets,
+            outbound,
+            sent: sent.as_ref().map(SentTarget::target),
+        };
+        let received_at = batch.received_at;
         let eight_bit = transaction.params.body == Some(BodyType::EightBitMime);
-        match self
+        let delivered = match self
             .service
             .store
             .accept_message(
                 Arc::clone(&raw),
                 received_at,
-                &target_list,
-                outbound.clone(),
+                &batch.all_targets(),
+                batch.outbound.clone(),
             )
             .await
         {
@@ -260,35 +279,72 @@ impl Session<'_> {
                 tracing::info!(
                     id = %queue_id,
                     size = raw.len(),
-                    local = target_list.len(),
+                    local = targets.len(),
                     remote = transaction.remote.len(),
+                    sent_copy = sent.is_some(),
                     eight_bit,
                     "message accepted"
                 );
-                // DESIGN §1.4: this 250 is sent only after the commit (fsync) above.
-                accepted(&queue_id)
+                stored.delivered
             }
-            Err(error) => {
-                self.store_each(raw, received_at, &target_list, outbound, &queue_id, error)
-                    .await
-            }
+            Err(error) => match self.store_each(batch, &queue_id, error).await {
+                Some(delivered) => delivered,
+                None => return Answer::Reject(temporary_problem()),
+            },
+        };
+        if let Some(sent) = &sent {
+            sent.committed(self, &delivered);
+        }
+        self.report_local(&transaction, &targets, &delivered, received_at, &raw)
+            .await;
+        // DESIGN §1.4: this 250 is sent only after the commit (fsync) above.
+        accepted(&queue_id)
+    }
+
+    /// Hands the local recipients' outcomes to the report sender when one may be due
+    /// (RFC 3461 §4.1 NOTIFY; a failure after the 250 is reported by default).
+    async fn report_local(
+        &mut self,
+        transaction: &Transaction,
+        inboxes: &HashMap<AccountId, MailboxId>,
+        delivered: &[(MailboxId, Uid, ModSeq)],
+        received_at: i64,
+        raw: &Arc<[u8]>,
+    ) {
+        let Some(reporter) = &self.service.reports else {
+            return;
+        };
+        let outcomes = reports::outcomes(&transaction.local, |account| {
+            let inbox = inboxes.get(&account)?;
+            Some(delivered.iter().any(|(mailbox, ..)| mailbox == inbox))
+        });
+        if let Some(request) = reports::due(transaction, outcomes, received_at, raw) {
+            reporter.local_deliveries(request).await;
         }
     }
 
     /// The batch failed as a whole (for example one mailbox was deleted meanwhile): store
     /// for each target on its own so that one recipient's failure does not lose the others.
+    /// The Sent copy comes last, only if some recipient got the message: a message nobody
+    /// got is refused (the client tries again) and must not be in Sent already.
+    /// Returns what was stored locally, or `None` when nothing at all was.
     async fn store_each(
         &mut self,
-        raw: Arc<[u8]>,
-        received_at: i64,
-        targets: &[(MailboxId, Vec<String>)],
-        outbound: Option<OutboundEnvelope>,
+        batch: Batch,
         queue_id: &str,
         first_error: StoreError,
-    ) -> Answer {
+    ) -> Option<Vec<(MailboxId, Uid, ModSeq)>> {
         tracing::warn!(error = %first_error, id = %queue_id, "delivery failed as a batch; retrying per recipient");
-        let mut stored = 0usize;
-        for target in targets {
+        let Batch {
+            raw,
+            received_at,
+            inboxes,
+            outbound,
+            sent,
+        } = batch;
+        let mut delivered = Vec::new();
+        let mut queued = false;
+        for target in &inboxes {
             match self
                 .service
                 .store
@@ -300,7 +356,7 @@ impl Session<'_> {
                 )
                 .await
             {
-                Ok(_) => stored += 1,
+                Ok(stored) => delivered.extend(stored.delivered),
                 Err(error) => {
                     tracing::error!(%error, id = %queue_id, mailbox = ?target.0, "delivery to one recipient failed")
                 }
@@ -315,16 +371,29 @@ impl Session<'_> {
             {
                 Ok(_) => {
                     self.service.queued();
-                    stored += 1;
+                    queued = true;
                 }
                 Err(error) => {
                     tracing::error!(%error, id = %queue_id, "queueing for remote recipients failed")
                 }
             }
         }
-        if stored == 0 {
-            return Answer::Reject(temporary_problem());
+        if !queued && delivered.is_empty() {
+            return None;
         }
-        accepted(queue_id)
+        if let Some(sent) = sent {
+            match self
+                .service
+                .store
+                .accept_message(Arc::clone(&raw), received_at, &[sent], None)
+                .await
+            {
+                Ok(stored) => delivered.extend(stored.delivered),
+                Err(error) => {
+                    tracing::error!(%error, id = %queue_id, "filing the Sent copy failed")
+                }
+            }
+        }
+        Some(delivered)
     }
 }

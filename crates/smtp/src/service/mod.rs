@@ -9,6 +9,8 @@
 mod headers;
 mod message;
 mod recipients;
+mod reports;
+mod sent;
 mod session;
 
 use std::sync::Arc;
@@ -16,10 +18,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sealpost_net::{CancellationToken, Connection, Handler, ServiceKind};
 use sealpost_sasl::Mechanism;
-use sealpost_store::Store;
 use sealpost_store::authenticate::Authenticator;
+use sealpost_store::{RecentSubmissions, Store};
 
 use crate::core::CoreConfig;
+
+pub use reports::{DeliveryReports, LocalDeliveries, LocalDelivery, LocalOutcome};
 
 /// Limits of the SMTP service (`[smtp]` in the configuration).
 #[derive(Debug, Clone)]
@@ -59,6 +63,11 @@ pub struct SmtpService {
     /// Poked after a message is queued for remote recipients, so that the outbound
     /// scheduler sends it at once.
     queue_waker: Option<Arc<tokio::sync::Notify>>,
+    /// Set when submissions get a copy in the submitter's Sent mailbox (`[smtp] save_sent`),
+    /// noted here for the IMAP service.
+    sent_copies: Option<Arc<RecentSubmissions>>,
+    /// Sends the delivery reports local recipients ask for; DSN is offered only with it.
+    reports: Option<Arc<dyn DeliveryReports>>,
 }
 
 impl SmtpService {
@@ -74,7 +83,27 @@ impl SmtpService {
             authenticator,
             limits,
             queue_waker: None,
+            sent_copies: None,
+            reports: None,
         }
+    }
+
+    /// With `Some(record)`, each message an authenticated user submits (587/465) is also
+    /// filed in that user's Sent mailbox, marked \Seen, in the same commit as its delivery,
+    /// and noted in `record` — the one the IMAP service is given, so that the copy the
+    /// client APPENDs to Sent right after is not stored twice. `None` (the default, and
+    /// `[smtp] save_sent = false`): no copy.
+    pub fn with_sent_copies(mut self, record: Option<Arc<RecentSubmissions>>) -> Self {
+        self.sent_copies = record;
+        self
+    }
+
+    /// Sends delivery reports for local recipients through `reports`, and offers the DSN
+    /// extension on the submission ports (RFC 3461): every NOTIFY value is then honoured, for
+    /// local recipients here and for remote ones by the queue.
+    pub fn with_delivery_reports(mut self, reports: Arc<dyn DeliveryReports>) -> Self {
+        self.reports = Some(reports);
+        self
     }
 
     /// Wakes `waker` (the outbound scheduler's) whenever a message is queued.
@@ -115,7 +144,10 @@ impl SmtpService {
             // RFC 8314 §3.3: no password over an unencrypted connection.
             auth_requires_tls: true,
             require_auth_for_mail: role == PortRole::Submission,
-            offer_dsn: false,
+            // RFC 3461 §4: DSN only where every NOTIFY value can be honoured: on submission,
+            // with a report sender for local recipients. Not on port 25: there a success
+            // report would be mail to whatever address a stranger puts in MAIL FROM.
+            offer_dsn: role == PortRole::Submission && self.reports.is_some(),
         }
     }
 }

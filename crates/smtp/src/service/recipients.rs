@@ -16,9 +16,20 @@ pub(super) struct Transaction {
     pub from: Option<String>,
     pub params: MailParams,
     /// Local recipients as given, with the accounts they resolve to.
-    pub local: Vec<(String, Vec<AccountId>)>,
+    pub local: Vec<LocalRecipient>,
     /// Remote recipients (submission only), for the outbound queue.
     pub remote: Vec<(String, RcptParams)>,
+}
+
+/// A recipient in one of our domains.
+#[derive(Debug, Clone)]
+pub(super) struct LocalRecipient {
+    /// The address as given (canonical form when it parses).
+    pub address: String,
+    /// The accounts it resolves to (aliases give several).
+    pub accounts: Vec<AccountId>,
+    /// RFC 3461 NOTIFY/ORCPT: a local delivery may call for a report too.
+    pub params: RcptParams,
 }
 
 impl Transaction {
@@ -26,7 +37,7 @@ impl Transaction {
     pub fn local_accounts(&self) -> BTreeSet<AccountId> {
         self.local
             .iter()
-            .flat_map(|(_, accounts)| accounts.iter().copied())
+            .flat_map(|recipient| recipient.accounts.iter().copied())
             .collect()
     }
 }
@@ -147,7 +158,11 @@ impl Session<'_> {
                 let canonical = address
                     .map(|a| a.to_string())
                     .unwrap_or_else(|_| to.to_string());
-                transaction.local.push((canonical, accounts));
+                transaction.local.push(LocalRecipient {
+                    address: canonical,
+                    accounts,
+                    params,
+                });
             }
             return Accept(Reply::new(250, "2.1.5", "Recipient OK"));
         }

@@ -137,6 +137,7 @@ pub async fn accept_message_remote_only(store: &dyn Store) {
         ret: Some("HDRS".into()),
         envid: Some("QQ314159".into()),
         submitted_by: Some(alice),
+        require_tls: false,
     };
     let before = unix_now();
     let accepted = store

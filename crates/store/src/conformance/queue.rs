@@ -4,7 +4,7 @@
 use super::*;
 use crate::{
     DueMessage, EntryRecipient, OutboundEnvelope, OutboundRecipient, QueueId, RecipientResult,
-    RecipientStatus,
+    RecipientStatus, TlsSessions,
 };
 
 fn hash_of(raw: &[u8]) -> BlobId {
@@ -94,6 +94,7 @@ pub async fn queue_due_oldest_first_with_envelopes(store: &dyn Store) {
                 ret: Some("HDRS".into()),
                 envid: Some("ENV-1".into()),
                 submitted_by: Some(alice),
+                require_tls: false,
             }),
         )
         .await
@@ -468,6 +469,7 @@ pub async fn queue_drop_entry_returns_what_a_bounce_needs(store: &dyn Store) {
                 ret: Some("FULL".into()),
                 envid: Some("E-42".into()),
                 submitted_by: Some(alice),
+                require_tls: false,
             }),
         )
         .await
@@ -585,4 +587,44 @@ pub async fn queue_delay_report_claimed_once(store: &dyn Store) {
         .expect("still due");
     assert!(entry.entry.delay_reported);
     assert_eq!(entry.recipients.len(), 1, "recipients untouched");
+}
+
+pub async fn tls_sessions_are_counted_per_day_and_outcome(store: &dyn Store) {
+    let session = |day: &str, result: &str, ip: &str, count: u64| TlsSessions {
+        day: day.to_string(),
+        policy_domain: "remote.example".to_string(),
+        policy_type: "sts".to_string(),
+        policy_string: vec!["version: STSv1".to_string(), "mode: enforce".to_string()],
+        mx_host: "mx.remote.example".to_string(),
+        result: result.to_string(),
+        receiving_ip: ip.to_string(),
+        reason: String::new(),
+        count,
+    };
+    assert!(store.tls_sessions("2026-11-29").await.unwrap().is_empty());
+    store
+        .record_tls_sessions(vec![
+            session("2026-11-29", "success", "", 3),
+            session("2026-11-29", "certificate-host-mismatch", "192.0.2.1", 1),
+            session("2026-11-30", "success", "", 7),
+        ])
+        .await
+        .unwrap();
+    store
+        .record_tls_sessions(vec![session("2026-11-29", "success", "", 2)])
+        .await
+        .unwrap();
+    store.record_tls_sessions(Vec::new()).await.unwrap();
+    let day = store.tls_sessions("2026-11-29").await.unwrap();
+    assert_eq!(
+        day.iter()
+            .map(|s| (s.result.as_str(), s.receiving_ip.as_str(), s.count))
+            .collect::<Vec<_>>(),
+        [
+            ("certificate-host-mismatch", "192.0.2.1", 1),
+            ("success", "", 5)
+        ]
+    );
+    assert_eq!(day[1].policy_string, ["version: STSv1", "mode: enforce"]);
+    assert_eq!(store.tls_sessions("2026-11-30").await.unwrap()[0].count, 7);
 }

@@ -13,7 +13,7 @@ use super::{SqliteStore, messages, queue};
 use crate::{
     AcceptedMessage, AttemptOutcome, ChangeEvent, DroppedMessage, DueMessage, FlagOp, MailStore,
     Mailbox, MailboxChanges, MessageMeta, NewMessage, OutboundEnvelope, QueueId, QueuedRecipient,
-    RecipientResult, StoreError, StoreResult, Usage,
+    RecipientResult, StoreError, StoreResult, TlsSessions, Usage,
 };
 
 /// Messages up to this size are hashed on the calling task; larger ones on a blocking
@@ -251,6 +251,22 @@ impl MailStore for SqliteStore {
     async fn claim_delay_report(&self, queue_id: QueueId) -> StoreResult<bool> {
         self.writer
             .write(move |txn| queue::claim_delay_report(txn, queue_id))
+            .await
+    }
+
+    async fn record_tls_sessions(&self, sessions: Vec<TlsSessions>) -> StoreResult<()> {
+        if sessions.is_empty() {
+            return Ok(());
+        }
+        self.writer
+            .write_relaxed(move |txn| queue::record_tls_sessions(txn, &sessions))
+            .await
+    }
+
+    async fn tls_sessions(&self, day: &str) -> StoreResult<Vec<TlsSessions>> {
+        let day = day.to_string();
+        self.readers
+            .read(move |txn| queue::tls_sessions(txn, &day))
             .await
     }
 

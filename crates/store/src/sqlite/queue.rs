@@ -17,12 +17,12 @@ use super::{messages, rows};
 use crate::{
     AttemptOutcome, DroppedMessage, DueMessage, EntryRecipient, FinishedMessage, OutboundEnvelope,
     QueueEntry, QueueId, QueuedRecipient, RecipientResult, RecipientStatus, StoreError,
-    StoreResult,
+    StoreResult, TlsSessions,
 };
 
 /// Columns of `queue_messages` read by [`entry`].
 const ENTRY_COLUMNS: &str =
-    "id, blob_hash, sender, ret, envid, submitted_by, created, size, delay_reported";
+    "id, blob_hash, sender, ret, envid, submitted_by, created, size, delay_reported, require_tls";
 /// Columns of `queue_recipients` read by [`recipient`].
 const RECIPIENT_COLUMNS: &str =
     "address, notify, orcpt, status, attempts, next_attempt, last_error";
@@ -49,8 +49,8 @@ pub(crate) fn insert(
         )));
     }
     conn.prepare_cached(
-        "INSERT INTO queue_messages (blob_hash, sender, ret, envid, submitted_by, created, size) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO queue_messages (blob_hash, sender, ret, envid, submitted_by, created, size, \
+         require_tls) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         &blob.0[..],
@@ -60,6 +60,7 @@ pub(crate) fn insert(
         envelope.submitted_by.map(|account| account.0),
         now,
         i64::try_from(size).unwrap_or(i64::MAX),
+        envelope.require_tls,
     ])?;
     let id = QueueId(conn.last_insert_rowid());
     let mut insert = conn.prepare_cached(
@@ -121,6 +122,7 @@ fn entry(row: &Row<'_>) -> StoreResult<QueueEntry> {
         created: rows::get(row, 6)?,
         size: u64::try_from(size).map_err(|_| rows::corrupt("size", size))?,
         delay_reported: rows::get::<i64>(row, 8)? != 0,
+        require_tls: rows::get::<i64>(row, 9)? != 0,
     })
 }
 
@@ -330,4 +332,60 @@ pub(crate) fn drop_entry(conn: &Connection, id: QueueId) -> StoreResult<Option<D
         recipients,
         raw,
     }))
+}
+
+/// Adds to the TLS-RPT counts; the policy text and reason are the latest seen.
+pub(crate) fn record_tls_sessions(conn: &Connection, sessions: &[TlsSessions]) -> StoreResult<()> {
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO tls_sessions (day, policy_domain, policy_type, mx_host, result, \
+         receiving_ip, policy_string, reason, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+         ON CONFLICT (day, policy_domain, policy_type, mx_host, result, receiving_ip) DO UPDATE \
+         SET count = count + excluded.count, policy_string = excluded.policy_string, \
+         reason = excluded.reason",
+    )?;
+    for session in sessions {
+        let count = i64::try_from(session.count).unwrap_or(i64::MAX);
+        upsert.execute(params![
+            session.day,
+            session.policy_domain,
+            session.policy_type,
+            session.mx_host,
+            session.result,
+            session.receiving_ip,
+            session.policy_string.join("\n"),
+            session.reason,
+            count,
+        ])?;
+    }
+    Ok(())
+}
+
+/// The TLS-RPT counts of one day.
+pub(crate) fn tls_sessions(conn: &Connection, day: &str) -> StoreResult<Vec<TlsSessions>> {
+    rows::collect(
+        conn,
+        "SELECT day, policy_domain, policy_type, mx_host, result, receiving_ip, policy_string, \
+         reason, count FROM tls_sessions WHERE day = ?1 \
+         ORDER BY policy_domain, policy_type, mx_host, result, receiving_ip",
+        [day],
+        |row| {
+            let policy: String = rows::get(row, 6)?;
+            let count: i64 = rows::get(row, 8)?;
+            Ok(TlsSessions {
+                day: rows::get(row, 0)?,
+                policy_domain: rows::get(row, 1)?,
+                policy_type: rows::get(row, 2)?,
+                mx_host: rows::get(row, 3)?,
+                result: rows::get(row, 4)?,
+                receiving_ip: rows::get(row, 5)?,
+                policy_string: if policy.is_empty() {
+                    Vec::new()
+                } else {
+                    policy.split('\n').map(str::to_string).collect()
+                },
+                reason: rows::get(row, 7)?,
+                count: u64::try_from(count).map_err(|_| rows::corrupt("count", count))?,
+            })
+        },
+    )
 }

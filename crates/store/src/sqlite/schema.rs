@@ -241,8 +241,26 @@ ALTER TABLE queue_messages ADD COLUMN delay_reported INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX queue_messages_created ON queue_messages(created, id);
 "#;
 
+/// Version 5: TLS-RPT data (RFC 8460 §4.4), counted per day, policy, MX host and outcome;
+/// and the REQUIRETLS flag of queued messages (RFC 8689).
+const V5: &str = r#"
+ALTER TABLE queue_messages ADD COLUMN require_tls INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE tls_sessions (
+    day           TEXT NOT NULL,
+    policy_domain TEXT NOT NULL,
+    policy_type   TEXT NOT NULL,
+    mx_host       TEXT NOT NULL,
+    result        TEXT NOT NULL,
+    receiving_ip  TEXT NOT NULL,
+    policy_string TEXT NOT NULL,
+    reason        TEXT NOT NULL,
+    count         INTEGER NOT NULL,
+    PRIMARY KEY (day, policy_domain, policy_type, mx_host, result, receiving_ip)
+) WITHOUT ROWID;
+"#;
+
 /// Every migration in order; the schema version of a database is the number applied.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this binary writes.
 pub(crate) fn current_version() -> i64 {

@@ -335,6 +335,7 @@ async fn queue_rows_keep_every_envelope_parameter() {
         ret: Some("FULL".into()),
         envid: Some("QQ314159".into()),
         submitted_by: Some(alice),
+        require_tls: false,
     };
     let message = raw("parameters");
     let accepted = store
@@ -635,7 +636,7 @@ async fn version_one_database_is_migrated_to_the_current_schema() {
         .await
         .unwrap();
     assert_eq!(version, schema::current_version());
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     assert_eq!(tables, 2);
     assert_eq!(indexes, 2);
     assert!(trigger.contains("queue_messages"), "{trigger}");

@@ -211,6 +211,7 @@ fn client_core_delivers_to_server_core() {
                     ret: Some(crate::core::DsnRet::Full),
                     envid: Some("id+1 x=y".to_string()),
                     auth: None,
+                    require_tls: false,
                 }
             ),
             server_rcpt(

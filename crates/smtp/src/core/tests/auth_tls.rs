@@ -186,9 +186,9 @@ fn auth_plain_with_initial_response() {
         &service,
     );
     let lines = session.lines();
-    assert_eq!(lines[9], "235 2.7.0 Authentication successful");
+    assert_eq!(lines[10], "235 2.7.0 Authentication successful");
     // After AUTH the EHLO reply no longer offers AUTH (RFC 4954 §4).
-    assert!(!lines[10..].iter().any(|line| line.contains("AUTH")));
+    assert!(!lines[11..].iter().any(|line| line.contains("AUTH")));
     assert_eq!(
         lines.last().map(String::as_str),
         Some("250 2.1.0 Sender OK")
@@ -216,7 +216,7 @@ fn auth_plain_with_empty_challenge_and_login_with_challenges() {
         &service,
     );
     assert_eq!(
-        session.lines()[9..],
+        session.lines()[10..],
         ["334 ", "235 2.7.0 Authentication successful"]
     );
 
@@ -228,7 +228,7 @@ fn auth_plain_with_empty_challenge_and_login_with_challenges() {
         &service,
     );
     assert_eq!(
-        session.lines()[9..],
+        session.lines()[10..],
         [
             "334 VXNlcm5hbWU6",
             "334 UGFzc3dvcmQ6",
@@ -263,7 +263,7 @@ fn auth_failures() {
         &service,
     );
     assert_eq!(
-        session.lines()[9..],
+        session.lines()[10..],
         [
             "334 ",
             "501 5.7.0 Authentication cancelled",
@@ -344,7 +344,7 @@ fn oversize_auth_line() {
     input.extend_from_slice(b"\r\nNOOP\r\n");
     let session = transcript(&submissions(), &[client(input)], &service);
     assert_eq!(
-        session.lines()[9..],
+        session.lines()[10..],
         [
             "334 ",
             "500 5.5.6 Authentication Exchange line is too long",

@@ -141,6 +141,8 @@ fn ehlo_capabilities_follow_the_config() {
     assert!(lines.contains(&"250-STARTTLS".to_string()));
     assert!(lines.contains(&"250-AUTH PLAIN LOGIN".to_string()));
     assert_eq!(lines.last().map(String::as_str), Some("250 DSN"));
+    // RFC 8689 §4: no REQUIRETLS without TLS.
+    assert!(!lines.iter().any(|line| line.contains("REQUIRETLS")));
 
     let session = transcript(&submissions(), &[client("EHLO c.example\r\n")], &service);
     let lines = session.lines();
@@ -153,6 +155,7 @@ fn ehlo_capabilities_follow_the_config() {
         lines.last().map(String::as_str),
         Some("250 AUTH PLAIN LOGIN")
     );
+    assert!(lines.contains(&"250-REQUIRETLS".to_string()), "{lines:?}");
     assert!(session.session.tls);
 }
 
