@@ -34,6 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from dnsserver import DnsServer
+from outbound_support import queue_entries, wait_until
 from harness import Instance, assert_ok, lines, toml_str
 from maildb import Stored, parse_headers
 from mailserver import ALICE, SMTP_SERVICES, MailServer, configure, provision, stop_mail_server
@@ -73,8 +74,6 @@ ARRIVE_TIMEOUT = 20.0
 DNS_TTL = 1
 ATTEMPT_TIMEOUT = 15.0
 
-QUEUE_HEADER = re.compile(r"^(\d+) recipients? waiting in (\d+) messages?$")
-QUEUE_LINE = re.compile(r"^(\d+) (\S+) attempts=(\d+) next=(now|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) error=(.+)$")
 
 
 def rcpt(domain: str) -> str:
@@ -326,26 +325,6 @@ def submit(mail: MailServer, marker: str, recipient: str) -> bytes:
         conn.quit()
     return message
 
-
-def wait_until(predicate, timeout: float, interval: float = 0.1):
-    """The first true value of predicate() within `timeout` seconds, else the last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
-
-
-def queue_entries(mail: MailServer) -> list[re.Match]:
-    """`sealpost queue list`, parsed (one QUEUE_LINE match per waiting recipient)."""
-    out = lines(assert_ok(mail.instance.run("queue", "list")).out)
-    if out == ["queue is empty"]:
-        return []
-    assert QUEUE_HEADER.match(out[0]), f"no header line: {out}"
-    entries = [QUEUE_LINE.match(line) for line in out[1:]]
-    assert all(entries), f"unexpected line in `queue list`: {out}"
-    return entries
 
 
 def context(sender: MailServer, remote: MailServer, https: PolicyServer | None = None) -> str:

@@ -24,6 +24,7 @@ import pytest
 from dnslib import DNSRecord
 
 from dnsserver import DnsServer
+from outbound_support import queue_entries, wait_until
 from harness import HOSTNAME, Instance, assert_ok, lines
 from maildb import MailDb, Stored, parse_headers
 from mailserver import (ALICE, BOB, SMTP_SERVICES, MailServer, configure, provision,
@@ -41,8 +42,6 @@ NO_SUCH_DOMAIN = "nxdomain-test.example"  # under the served zone "example", no 
 # `queue flush` from the CLI it polls the store every 5 s).
 ARRIVE_TIMEOUT = 20.0
 
-QUEUE_HEADER = re.compile(r"^(\d+) recipients? waiting in (\d+) messages?$")
-QUEUE_LINE = re.compile(r"^(\d+) (\S+) attempts=(\d+) next=(now|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) error=(.+)$")
 
 
 # --- fixtures ----------------------------------------------------------------------------------
@@ -158,25 +157,6 @@ def submit(mail: MailServer, marker: str, recipients: list[str], sender: str = A
     return message
 
 
-def queue_entries(mail: MailServer) -> list[re.Match]:
-    """`sealpost queue list`, parsed (one QUEUE_LINE match per waiting recipient)."""
-    out = lines(assert_ok(mail.instance.run("queue", "list")).out)
-    if out == ["queue is empty"]:
-        return []
-    assert QUEUE_HEADER.match(out[0]), f"no header line: {out}"
-    entries = [QUEUE_LINE.match(line) for line in out[1:]]
-    assert all(entries), f"unexpected line in `queue list`: {out}"
-    return entries
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.1):
-    """The first true value of predicate() within `timeout` seconds, else the last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def wait_messages(db: MailDb, address: str, marker: str, timeout: float = ARRIVE_TIMEOUT,

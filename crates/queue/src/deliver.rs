@@ -235,7 +235,8 @@ impl Failure {
     }
 }
 
-fn show(reply: &Reply) -> String {
+/// A reply on one line: `CODE ENHANCED TEXT...`.
+pub(crate) fn show(reply: &Reply) -> String {
     let mut text = reply.code.to_string();
     if !reply.enhanced.is_empty() {
         text.push(' ');

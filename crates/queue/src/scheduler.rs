@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::deliver::{
     DeliveryOptions, DeliveryOutcome, DeliveryReport, Failure, Outgoing, Progress, deliver_batch,
+    show,
 };
 use crate::dkim::{DkimSigner, signing_domain};
 use crate::dsn::{self, Action, Diagnostic, DsnRecipient};
@@ -730,21 +731,44 @@ impl Shared {
                 return;
             }
             let original = finished.raw.as_deref().unwrap_or_default();
-            let original = strip_return_path(original);
-            match notify_sender(
-                self.store.as_ref(),
-                &self.settings.hostname,
-                &finished.entry,
-                &failed,
-                original,
-                now,
-            )
-            .await
-            {
-                Ok(notified) => tracing::info!(queue_id = %entry.queue_id, "{notified}"),
-                Err(error) => {
-                    tracing::error!(queue_id = %entry.queue_id, %error, "cannot send the bounce")
-                }
+            self.notify(&finished.entry, &failed, original, now, "bounce")
+                .await;
+        }
+    }
+
+    /// The message as stored, for a report; empty when it cannot be read any more.
+    async fn original(&self, message: &Message) -> Arc<[u8]> {
+        match self.prepare(message).await {
+            Ok(prepared) => Arc::clone(&prepared.original),
+            Err(_) => Arc::from(Vec::new()),
+        }
+    }
+
+    /// Sends the sender of `entry` a report (`what`, for the log) on `recipients`, with the
+    /// original without our Return-Path.
+    async fn notify(
+        &self,
+        entry: &QueueEntry,
+        recipients: &[DsnRecipient],
+        original: &[u8],
+        now: i64,
+        what: &str,
+    ) {
+        let original = strip_return_path(original);
+        let hostname = &self.settings.hostname;
+        match notify_sender(
+            self.store.as_ref(),
+            hostname,
+            entry,
+            recipients,
+            original,
+            now,
+        )
+        .await
+        {
+            Ok(notified) => tracing::info!(queue_id = %entry.queue_id, "{what}: {notified}"),
+            Err(error) => {
+                tracing::error!(queue_id = %entry.queue_id, %error, "cannot send the {what}")
             }
         }
     }
@@ -783,28 +807,15 @@ impl Shared {
         if relayed.is_empty() {
             return;
         }
-        let entry = &job.message.entry;
-        let original = match self.prepare(&job.message).await {
-            Ok(prepared) => Arc::clone(&prepared.original),
-            Err(_) => Arc::from(Vec::new()),
-        };
-        match notify_sender(
-            self.store.as_ref(),
-            &self.settings.hostname,
-            entry,
+        let original = self.original(&job.message).await;
+        self.notify(
+            &job.message.entry,
             &relayed,
-            strip_return_path(&original),
+            &original,
             now,
+            "relayed report",
         )
-        .await
-        {
-            Ok(notified) => {
-                tracing::info!(queue_id = %entry.queue_id, "relayed report: {notified}")
-            }
-            Err(error) => {
-                tracing::error!(queue_id = %entry.queue_id, %error, "cannot send the relayed report")
-            }
-        }
+        .await;
     }
 
     /// RFC 3464 `Action: delayed`, once per message (the store decides who sends it), when
@@ -863,25 +874,9 @@ impl Shared {
                 return;
             }
         }
-        let original = match self.prepare(&job.message).await {
-            Ok(prepared) => Arc::clone(&prepared.original),
-            Err(_) => Arc::from(Vec::new()),
-        };
-        match notify_sender(
-            self.store.as_ref(),
-            &self.settings.hostname,
-            entry,
-            &delayed,
-            strip_return_path(&original),
-            now,
-        )
-        .await
-        {
-            Ok(notified) => tracing::info!(queue_id = %entry.queue_id, "delay report: {notified}"),
-            Err(error) => {
-                tracing::error!(queue_id = %entry.queue_id, %error, "cannot send the delay report")
-            }
-        }
+        let original = self.original(&job.message).await;
+        self.notify(entry, &delayed, &original, now, "delay report")
+            .await;
     }
 }
 
@@ -985,16 +980,7 @@ fn seconds(duration: Duration) -> i64 {
 /// A remote reply as kept in the queue: `HOST said: CODE ENHANCED TEXT` (what `queue list`
 /// shows and [`describe`] reads back for a report).
 fn remote_error(host: Option<&str>, reply: &Reply) -> String {
-    let mut text = format!("{} said: {}", host.unwrap_or("the server"), reply.code);
-    if !reply.enhanced.is_empty() {
-        text.push(' ');
-        text.push_str(&reply.enhanced);
-    }
-    for line in &reply.lines {
-        text.push(' ');
-        text.push_str(line);
-    }
-    text
+    format!("{} said: {}", host.unwrap_or("the server"), show(reply))
 }
 
 /// What a kept error says for a report: the RFC 3463 status, the remote MTA and the

@@ -182,6 +182,14 @@ impl Sender {
             .unwrap();
     }
 
+    /// Queues `raw` with an envelope of the test's own.
+    async fn queue_envelope(&self, raw: &str, envelope: OutboundEnvelope) {
+        self.store
+            .accept_message(Arc::from(raw.as_bytes()), unix_now(), &[], Some(envelope))
+            .await
+            .unwrap();
+    }
+
     fn start(&self, mx: &FakeMx, tune: impl FnOnce(&mut QueueSettings)) -> Running {
         // Never asked: every recipient is an address literal. A closed port all the same.
         let resolver = Resolver::new(
@@ -448,11 +456,7 @@ async fn notify_success_to_a_server_without_dsn_gets_a_relayed_report() {
         envid: Some("ENV-1".to_string()),
         ..OutboundEnvelope::default()
     };
-    sender
-        .store
-        .accept_message(Arc::from(raw.into_bytes()), unix_now(), &[], Some(envelope))
-        .await
-        .unwrap();
+    sender.queue_envelope(&raw, envelope).await;
     let running = sender.start(&mx, |_| {});
     sender
         .wait_for_queue("delivered", <[QueuedRecipient]>::is_empty)
@@ -495,11 +499,7 @@ async fn requiretls_without_a_verified_route_bounces_unsent() {
         require_tls: true,
         ..OutboundEnvelope::default()
     };
-    sender
-        .store
-        .accept_message(Arc::from(raw.into_bytes()), unix_now(), &[], Some(envelope))
-        .await
-        .unwrap();
+    sender.queue_envelope(&raw, envelope).await;
     let running = sender.start(&mx, |_| {});
     sender
         .wait_for_queue("bounced", <[QueuedRecipient]>::is_empty)
