@@ -187,6 +187,9 @@ struct State {
     in_flight: HashSet<QueueId>,
     /// Where the next read of due entries goes on from (created, id); `None`: the start.
     cursor: Option<(i64, QueueId)>,
+    /// When the reading last started again from the oldest entry (where deferred ones come
+    /// due and `queue flush` makes everything due); in between, only newer entries are read.
+    rescanned: Option<Instant>,
     destinations: HashMap<String, Destination>,
     connections: usize,
     workers: JoinSet<WorkerDone>,
@@ -275,8 +278,13 @@ impl Scheduler {
                 }
             }
             if complete {
-                // Next time from the start: deferred entries come due again there.
-                state.cursor = None;
+                // From the start again once per poll interval, not at every wake: the
+                // entries in flight would be read again each time.
+                let poll = self.shared.settings.poll_interval;
+                if state.rescanned.is_none_or(|at| at.elapsed() >= poll) {
+                    state.cursor = None;
+                    state.rescanned = Some(Instant::now());
+                }
                 return;
             }
         }

@@ -7,7 +7,7 @@ use rusqlite::OptionalExtension;
 use sealpost_types::SpecialUse;
 use tempfile::TempDir;
 
-use super::{SqliteStore, schema};
+use super::{SqliteStore, queue, schema};
 use crate::conformance::join_all;
 use crate::{Directory, MailStore, Store, StoreError};
 
@@ -716,4 +716,58 @@ async fn relaxed_writes_skip_the_fsync_and_durable_ones_never_do() {
     // Whatever the batching, a durable job always runs in a FULL batch.
     let (_, durable) = tokio::join!(store.writer.write_relaxed(level), store.writer.write(level));
     assert_eq!(durable.unwrap(), 2);
+}
+
+/// The per-entry queue queries use the primary key, never the due index (which scans every
+/// queued recipient: O(n²) over a queue run of n messages).
+#[tokio::test]
+async fn per_entry_queue_queries_use_the_primary_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_in(&dir).await;
+    for n in 0..50 {
+        let envelope = crate::OutboundEnvelope {
+            from: Some("alice@example.org".into()),
+            recipients: vec![crate::OutboundRecipient::new(format!(
+                "r{n}@remote.example"
+            ))],
+            ..crate::OutboundEnvelope::default()
+        };
+        store
+            .accept_message(
+                Arc::from(format!("Subject: {n}\r\n\r\nx\r\n").into_bytes()),
+                1,
+                &[],
+                Some(envelope),
+            )
+            .await
+            .unwrap();
+    }
+    let plans = store
+        .writer
+        .write(|txn| {
+            let mut plans = Vec::new();
+            for (tail, params) in [
+                (queue::DUE_RECIPIENTS, &[1_i64, 1][..]),
+                (queue::QUEUED_OF_ENTRY, &[1_i64][..]),
+            ] {
+                let sql = format!("EXPLAIN QUERY PLAN SELECT address {tail}");
+                let mut statement = txn.prepare(&sql)?;
+                let rows: Vec<String> = statement
+                    .query_map(rusqlite::params_from_iter(params), |row| {
+                        row.get::<_, String>(3)
+                    })?
+                    .collect::<Result<_, _>>()?;
+                plans.push(rows.join("; "));
+            }
+            Ok(plans)
+        })
+        .await
+        .unwrap();
+    for plan in plans {
+        assert!(!plan.contains("queue_recipients_due"), "{plan}");
+        assert!(
+            plan.contains("sqlite_autoindex_queue_recipients_1"),
+            "{plan}"
+        );
+    }
 }
