@@ -1,3 +1,5 @@
+use super::outgoing::parse_notify;
+use super::reports::{describe, failed_recipient};
 use super::*;
 
 #[test]
