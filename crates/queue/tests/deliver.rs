@@ -11,7 +11,7 @@ use sealpost_dns::Target;
 use sealpost_dns::{Resolver, ResolverOptions};
 use sealpost_net::{CancellationToken, CertPaths, CertStore, Connection, Handler, ServiceKind};
 use sealpost_queue::deliver::{
-    CertificateProblem, DeliveryOptions, DeliveryOutcome, Failure, deliver,
+    CertificateProblem, DeliveryOptions, DeliveryOutcome, DeliveryReport, Failure, deliver,
     opportunistic_tls_config,
 };
 use sealpost_queue::route::{HostPolicy, Router};
@@ -99,6 +99,24 @@ fn target(host: &str, ip: IpAddr) -> Target {
     }
 }
 
+/// `MESSAGE` from `out.remote.example` to one target host on 127.0.0.1.
+async fn deliver_to_one(
+    host: &str,
+    port: u16,
+    envelope: &Envelope,
+    options: &DeliveryOptions,
+) -> DeliveryReport {
+    deliver(
+        &[target(host, LOCALHOST)],
+        port,
+        "out.remote.example",
+        envelope,
+        MessageBody::from(MESSAGE),
+        options,
+    )
+    .await
+}
+
 fn options() -> DeliveryOptions {
     let mut options = DeliveryOptions::opportunistic().unwrap();
     options.connect_timeout = Duration::from_secs(5);
@@ -114,15 +132,7 @@ Subject: outbound\r\n\r\n.a line starting with a dot\r\n..two dots\r\nlast line\
 async fn delivers_over_starttls_byte_exact() {
     let receiver = Receiver::start().await;
     let envelope = Envelope::new(Some("sender@remote.example"), ["alice@test.example"]);
-    let report = deliver(
-        &[target("mx.test.example", LOCALHOST)],
-        receiver.port,
-        "out.remote.example",
-        &envelope,
-        MessageBody::from(MESSAGE),
-        &options(),
-    )
-    .await;
+    let report = deliver_to_one("mx.test.example", receiver.port, &envelope, &options()).await;
     assert!(
         matches!(
             &report.recipients[..],
@@ -166,15 +176,7 @@ async fn unknown_recipient_is_permanent_the_other_accepted() {
         Some("sender@remote.example"),
         ["nobody@test.example", "bob@test.example"],
     );
-    let report = deliver(
-        &[target("mx.test.example", LOCALHOST)],
-        receiver.port,
-        "out.remote.example",
-        &envelope,
-        MessageBody::from(MESSAGE),
-        &options(),
-    )
-    .await;
+    let report = deliver_to_one("mx.test.example", receiver.port, &envelope, &options()).await;
     match &report.recipients[..] {
         [
             DeliveryOutcome::Replied(RecipientOutcome::PermanentFailure(refused)),
@@ -230,15 +232,7 @@ async fn every_target_unreachable_defers_every_recipient() {
         Some("sender@remote.example"),
         ["a@test.example", "b@test.example"],
     );
-    let report = deliver(
-        &[target("mx.test.example", LOCALHOST)],
-        port,
-        "out.remote.example",
-        &envelope,
-        MessageBody::from(MESSAGE),
-        &options(),
-    )
-    .await;
+    let report = deliver_to_one("mx.test.example", port, &envelope, &options()).await;
     assert_eq!(report.host, None);
     for outcome in &report.recipients {
         assert!(
@@ -323,15 +317,7 @@ async fn require_tls_without_starttls_sends_nothing() {
     let envelope = Envelope::new(Some("sender@remote.example"), ["alice@plain.example"]);
     let mut options = options();
     options.require_tls = true;
-    let report = deliver(
-        &[target("plain.example", LOCALHOST)],
-        port,
-        "out.remote.example",
-        &envelope,
-        MessageBody::from(MESSAGE),
-        &options,
-    )
-    .await;
+    let report = deliver_to_one("plain.example", port, &envelope, &options).await;
     assert!(
         matches!(
             &report.recipients[..],
@@ -349,15 +335,7 @@ async fn require_tls_without_starttls_sends_nothing() {
 async fn without_require_tls_plaintext_is_used() {
     let (port, server) = plaintext_only_server().await;
     let envelope = Envelope::new(Some("sender@remote.example"), ["alice@plain.example"]);
-    let report = deliver(
-        &[target("plain.example", LOCALHOST)],
-        port,
-        "out.remote.example",
-        &envelope,
-        MessageBody::from(MESSAGE),
-        &options(),
-    )
-    .await;
+    let report = deliver_to_one("plain.example", port, &envelope, &options()).await;
     assert!(report.recipients[0].is_accepted(), "{report:?}");
     assert_eq!(report.tls, None);
     let seen = server.await.unwrap();
@@ -386,15 +364,7 @@ async fn failed_handshake_falls_back_to_plaintext_unless_tls_is_required() {
     let envelope = Envelope::new(Some("sender@remote.example"), ["alice@broken.example"]);
 
     let (port, server) = broken_tls_server(2).await;
-    let report = deliver(
-        &[target("broken.example", LOCALHOST)],
-        port,
-        "out.remote.example",
-        &envelope,
-        MessageBody::from(MESSAGE),
-        &options(),
-    )
-    .await;
+    let report = deliver_to_one("broken.example", port, &envelope, &options()).await;
     assert!(report.recipients[0].is_accepted(), "{report:?}");
     assert_eq!(report.tls, None);
     assert!(
@@ -409,15 +379,7 @@ async fn failed_handshake_falls_back_to_plaintext_unless_tls_is_required() {
     let (port, server) = broken_tls_server(1).await;
     let mut options = options();
     options.require_tls = true;
-    let report = deliver(
-        &[target("broken.example", LOCALHOST)],
-        port,
-        "out.remote.example",
-        &envelope,
-        MessageBody::from(MESSAGE),
-        &options,
-    )
-    .await;
+    let report = deliver_to_one("broken.example", port, &envelope, &options).await;
     assert!(
         matches!(
             &report.recipients[..],

@@ -222,3 +222,28 @@ pub async fn join_all<'a, T>(futures: Vec<LocalFuture<'a, T>>) -> Vec<T> {
         .map(|r| r.expect("every future completed"))
         .collect()
 }
+
+/// The blob id of `raw` (SHA-256, as the store names blobs).
+fn blob_of(raw: &[u8]) -> BlobId {
+    BlobId(Sha256::digest(raw).into())
+}
+
+/// Seconds since the Unix epoch, now.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// An outbound envelope from `from` to `recipients`, without DSN parameters.
+fn envelope(from: Option<&str>, recipients: &[&str]) -> crate::OutboundEnvelope {
+    crate::OutboundEnvelope {
+        from: from.map(str::to_string),
+        recipients: recipients
+            .iter()
+            .map(|r| crate::OutboundRecipient::new(*r))
+            .collect(),
+        ..crate::OutboundEnvelope::default()
+    }
+}

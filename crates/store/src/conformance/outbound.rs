@@ -3,28 +3,6 @@
 use super::*;
 use crate::{AcceptedMessage, OutboundEnvelope, OutboundRecipient, QueueId, QueuedRecipient};
 
-fn blob_of(raw: &[u8]) -> BlobId {
-    BlobId(Sha256::digest(raw).into())
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn envelope(from: Option<&str>, recipients: &[&str]) -> OutboundEnvelope {
-    OutboundEnvelope {
-        from: from.map(str::to_string),
-        recipients: recipients
-            .iter()
-            .map(|r| OutboundRecipient::new(*r))
-            .collect(),
-        ..OutboundEnvelope::default()
-    }
-}
-
 fn recipients_of(queue: &[QueuedRecipient], id: QueueId) -> Vec<&str> {
     queue
         .iter()

@@ -7,28 +7,6 @@ use crate::{
     RecipientStatus, TlsSessions,
 };
 
-fn hash_of(raw: &[u8]) -> BlobId {
-    BlobId(Sha256::digest(raw).into())
-}
-
-fn clock() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn remote(from: Option<&str>, recipients: &[&str]) -> OutboundEnvelope {
-    OutboundEnvelope {
-        from: from.map(str::to_string),
-        recipients: recipients
-            .iter()
-            .map(|r| OutboundRecipient::new(*r))
-            .collect(),
-        ..OutboundEnvelope::default()
-    }
-}
-
 /// Queues `raw` for `recipients` (remote only); returns the entry.
 async fn enqueue(
     store: &dyn Store,
@@ -37,7 +15,7 @@ async fn enqueue(
     recipients: &[&str],
 ) -> QueueId {
     store
-        .accept_message(raw, 1, &[], Some(remote(from, recipients)))
+        .accept_message(raw, 1, &[], Some(envelope(from, recipients)))
         .await
         .unwrap()
         .queued
@@ -72,10 +50,10 @@ fn result(address: &str, outcome: RecipientResult) -> (String, RecipientResult) 
 pub async fn queue_due_oldest_first_with_envelopes(store: &dyn Store) {
     let alice = new_account(store, "alice@example.org").await;
     assert!(
-        store.due(clock() + 1, 10).await.unwrap().is_empty(),
+        store.due(unix_now() + 1, 10).await.unwrap().is_empty(),
         "empty"
     );
-    let before = clock();
+    let before = unix_now();
     let first = store
         .accept_message(
             message(0),
@@ -103,12 +81,12 @@ pub async fn queue_due_oldest_first_with_envelopes(store: &dyn Store) {
         .unwrap();
     let second = enqueue(store, message(1), None, &["c@remote.example"]).await;
     let third = enqueue(store, message(2), None, &["d@remote.example"]).await;
-    let now = clock() + 1;
+    let now = unix_now() + 1;
 
     let due = store.due(now, 10).await.unwrap();
     assert_eq!(ids(&due), [first, second, third], "oldest first");
     let entry = &due[0].entry;
-    assert_eq!(entry.blob, hash_of(&message(0)));
+    assert_eq!(entry.blob, blob_of(&message(0)));
     assert_eq!(entry.from.as_deref(), Some("alice@example.org"));
     assert_eq!(entry.ret.as_deref(), Some("HDRS"));
     assert_eq!(entry.envid.as_deref(), Some("ENV-1"));
@@ -197,7 +175,7 @@ pub async fn queue_record_attempt_counts_and_settles(store: &dyn Store) {
         &["x@remote.example", "Y@remote.example", "z@remote.example"],
     )
     .await;
-    let now = clock();
+    let now = unix_now();
 
     let outcome = store
         .record_attempt(
@@ -272,7 +250,7 @@ pub async fn queue_record_attempt_counts_and_settles(store: &dyn Store) {
     let finished = outcome.finished.expect("the entry is finished");
     assert_eq!(finished.entry.queue_id, id);
     assert_eq!(finished.entry.from.as_deref(), Some("alice@example.org"));
-    assert_eq!(finished.entry.blob, hash_of(&raw));
+    assert_eq!(finished.entry.blob, blob_of(&raw));
     assert_eq!(finished.entry.size, raw.len() as u64);
     let settled: Vec<(&str, RecipientStatus, u32, Option<&str>)> = finished
         .recipients
@@ -307,7 +285,7 @@ pub async fn queue_record_attempt_counts_and_settles(store: &dyn Store) {
     // Nothing of it is left: not listed, not due, its blob released.
     assert!(store.queued().await.unwrap().is_empty());
     assert!(store.due(now + 100_000, 10).await.unwrap().is_empty());
-    let blob = store.read_blob(&hash_of(&raw)).await;
+    let blob = store.read_blob(&blob_of(&raw)).await;
     assert!(matches!(blob, Err(StoreError::NotFound(_))), "{blob:?}");
     let again = store
         .record_attempt(
@@ -325,7 +303,7 @@ pub async fn queue_record_attempt_counts_and_settles(store: &dyn Store) {
             raw.clone(),
             1,
             &[(sent.id, Vec::new())],
-            Some(remote(Some("alice@example.org"), &["x@remote.example"])),
+            Some(envelope(Some("alice@example.org"), &["x@remote.example"])),
         )
         .await
         .unwrap()
@@ -343,7 +321,7 @@ pub async fn queue_record_attempt_counts_and_settles(store: &dyn Store) {
     assert_eq!(finished.recipients[0].status, RecipientStatus::Delivered);
     assert!(store.queued().await.unwrap().is_empty());
     assert_eq!(
-        &store.read_blob(&hash_of(&raw)).await.unwrap()[..],
+        &store.read_blob(&blob_of(&raw)).await.unwrap()[..],
         &raw[..]
     );
 
@@ -361,7 +339,7 @@ pub async fn queue_record_attempt_counts_and_settles(store: &dyn Store) {
                     notify: Some("failure,success".into()),
                     orcpt: None,
                 }],
-                ..remote(Some("alice@example.org"), &[])
+                ..envelope(Some("alice@example.org"), &[])
             }),
         )
         .await
@@ -385,7 +363,7 @@ pub async fn queue_record_attempt_counts_and_settles(store: &dyn Store) {
 }
 
 pub async fn queue_flush_makes_everything_due(store: &dyn Store) {
-    assert_eq!(store.flush(clock()).await.unwrap(), 0, "empty queue");
+    assert_eq!(store.flush(unix_now()).await.unwrap(), 0, "empty queue");
     let first = enqueue(
         store,
         message(1),
@@ -400,7 +378,7 @@ pub async fn queue_flush_makes_everything_due(store: &dyn Store) {
         &["c@remote.example", "d@remote.example"],
     )
     .await;
-    let now = clock();
+    let now = unix_now();
     let later = now + 86_400;
     store
         .record_attempt(
@@ -478,7 +456,7 @@ pub async fn queue_drop_entry_returns_what_a_bounce_needs(store: &dyn Store) {
         .unwrap();
     // Another entry on the same bytes is not touched by the drop.
     let other = enqueue(store, raw.clone(), None, &["o@remote.example"]).await;
-    let now = clock();
+    let now = unix_now();
     store
         .record_attempt(
             id,
@@ -523,13 +501,13 @@ pub async fn queue_drop_entry_returns_what_a_bounce_needs(store: &dyn Store) {
     assert_eq!(store.drop_entry(id).await.unwrap(), None, "gone");
     // The other entry still holds the blob; dropping it too releases it.
     assert_eq!(
-        &store.read_blob(&hash_of(&raw)).await.unwrap()[..],
+        &store.read_blob(&blob_of(&raw)).await.unwrap()[..],
         &raw[..]
     );
     let last = store.drop_entry(other).await.unwrap().expect("dropped");
     assert_eq!(last.raw, &raw[..]);
     assert_eq!(addresses(&last.recipients), ["o@remote.example"]);
-    let blob = store.read_blob(&hash_of(&raw)).await;
+    let blob = store.read_blob(&blob_of(&raw)).await;
     assert!(matches!(blob, Err(StoreError::NotFound(_))), "{blob:?}");
     assert!(store.queued().await.unwrap().is_empty());
     assert!(store.due(now + 100_000, 10).await.unwrap().is_empty());
@@ -542,7 +520,7 @@ pub async fn queue_drop_entry_returns_what_a_bounce_needs(store: &dyn Store) {
             raw.clone(),
             1,
             &[(inbox.id, Vec::new())],
-            Some(remote(None, &["x@remote.example"])),
+            Some(envelope(None, &["x@remote.example"])),
         )
         .await
         .unwrap()
@@ -550,7 +528,7 @@ pub async fn queue_drop_entry_returns_what_a_bounce_needs(store: &dyn Store) {
         .unwrap();
     assert!(store.drop_entry(id).await.unwrap().is_some());
     assert_eq!(
-        &store.read_blob(&hash_of(&raw)).await.unwrap()[..],
+        &store.read_blob(&blob_of(&raw)).await.unwrap()[..],
         &raw[..]
     );
     assert_eq!(uids(store, inbox.id).await, [1]);
@@ -568,7 +546,7 @@ pub async fn queue_delay_report_claimed_once(store: &dyn Store) {
         &["a@remote.example"],
     )
     .await;
-    let now = clock();
+    let now = unix_now();
     let due = store.due(now, 10).await.unwrap();
     let entry = due.iter().find(|d| d.entry.queue_id == id).expect("due");
     assert!(
