@@ -13,7 +13,8 @@ record of several character-strings), CNAME (target). Answers carry the AA flag 
 one of the served zones (see `zones`, by default every name's last two labels) that has no
 records is NXDOMAIN; a name that exists without the asked type gets NOERROR with no answer
 (and the SOA in the authority section, RFC 2308). CNAMEs are followed inside the zone. Names
-outside the served zones get REFUSED. Nothing a client sends can stop the threads: every
+outside the served zones get REFUSED; `zones=[""]` serves the root, so that every name is
+answered (NXDOMAIN unless set), as a resolver on a machine without Internet would. Nothing a client sends can stop the threads: every
 request is handled inside try/except (a broken query gets FORMERR or no answer).
 """
 
@@ -37,8 +38,12 @@ def _norm(name: str) -> str:
 
 class DnsServer:
     def __init__(self, records: dict[str, dict[str, list]] | None = None,
-                 zones: Iterable[str] | None = None, host: str = "127.0.0.1", ttl: int = TTL):
+                 zones: Iterable[str] | None = None, host: str = "127.0.0.1", ttl: int = TTL,
+                 unroutable: bool = False):
         self.host = host
+        # SERVFAIL for MX/A/AAAA questions about names without records: mail to them waits in
+        # the queue (a temporary failure) instead of bouncing at once.
+        self.unroutable = unroutable
         self.ttl = ttl  # of every answer (and the SOA's negative-caching TTL)
         self.lock = threading.Lock()
         self.records: dict[str, dict[str, list]] = {}
@@ -88,7 +93,9 @@ class DnsServer:
                 ".".join(n.split(".")[-2:]) for n in self.records}
         best = None
         for zone in zones:
-            if (name == zone or name.endswith("." + zone)) and (best is None or len(zone) > len(best)):
+            # The root zone ("") holds every name: a server for it answers everything itself.
+            inside = zone == "" or name == zone or name.endswith("." + zone)
+            if inside and (best is None or len(zone) > len(best)):
                 best = zone
         return best
 
@@ -133,6 +140,10 @@ class DnsServer:
             records = {n: {t: list(v) for t, v in types.items()} for n, types in self.records.items()}
         for _ in range(8):  # CNAME chain inside the zone
             types = records.get(name)
+            if not types and self.unroutable and qtype in ("MX", "A", "AAAA"):
+                reply.header.rcode = RCODE.SERVFAIL
+                reply.header.aa = 0
+                return reply
             if not types:
                 if name == qname:
                     reply.header.rcode = RCODE.NXDOMAIN
@@ -160,8 +171,10 @@ class DnsServer:
         return reply
 
     def _soa(self, reply: DNSRecord, zone: str) -> None:
-        reply.add_auth(RR(zone + ".", QTYPE.SOA, ttl=self.ttl,
-                          rdata=SOA(f"ns.{zone}.", f"hostmaster.{zone}.", (1, 3600, 600, 86400, self.ttl))))
+        origin = f"{zone}." if zone else ""
+        reply.add_auth(RR(origin or ".", QTYPE.SOA, ttl=self.ttl,
+                          rdata=SOA(f"ns.{origin or 'root.'}", f"hostmaster.{origin or 'root.'}",
+                                    (1, 3600, 600, 86400, self.ttl))))
 
     def _handle(self, data: bytes, max_size: int | None) -> bytes | None:
         """The reply to one message; over UDP (`max_size` set) truncated (TC) when too big."""

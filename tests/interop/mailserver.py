@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import pytest
 
+from dnsserver import DnsServer
 from harness import REPO, HOSTNAME, Instance, Server, assert_ok, free_port
 from maildb import MailDb, Stored
 from smtpclient import Smtp
@@ -198,7 +199,11 @@ def configure(instance: Instance, smtp: dict[str, int] | None = None, limits: di
     """SMTP listeners' config: DNS and outbound on closed loopback ports (nothing ever leaves the
     machine), plus `smtp` keys (under the table README documents them in) and `[limits]` keys."""
     config = instance.config
-    config.extra["dns"] = f'nameservers = ["127.0.0.1:{free_port()}"]'
+    # No SPF, DKIM or DMARC records anywhere (NXDOMAIN): sender authentication on port 25
+    # answers at once. MX and address lookups fail temporarily: remote mail stays queued and
+    # nothing leaves the machine.
+    instance.dns = DnsServer({}, zones=[""], unroutable=True).start()
+    config.extra["dns"] = f'nameservers = ["{instance.dns.nameserver}"]'
     config.extra["outbound"] = f"remote_port = {free_port()}"
     settings: dict[str, int] = {}
     tables: dict[str, list[str]] = {}

@@ -35,7 +35,87 @@ pub struct Config {
     pub outbound: OutboundConfig,
     pub limits: LimitsConfig,
     pub smtp: SmtpConfig,
+    pub sender_auth: SenderAuthConfig,
     pub log_level: String,
+}
+
+/// `[sender_auth]`: checks on mail arriving on port 25 (SPF, DKIM, DMARC, ARC) and what a
+/// DMARC failure leads to, with `[sender_auth.domain."…"]` overrides per receiving domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SenderAuthConfig {
+    /// Off: no checks and no Authentication-Results on port 25.
+    pub enabled: bool,
+    /// The rules of every receiving domain without its own table.
+    pub rules: AuthRules,
+    /// (domain in lower case, its rules) for the domains with a table.
+    pub domains: Vec<(String, AuthRules)>,
+}
+
+impl Default for SenderAuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            rules: AuthRules::default(),
+            domains: Vec::new(),
+        }
+    }
+}
+
+impl SenderAuthConfig {
+    /// The rules for mail to `domain`.
+    pub fn rules_for(&self, domain: &str) -> &AuthRules {
+        self.domains
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(domain.trim_end_matches('.')))
+            .map_or(&self.rules, |(_, rules)| rules)
+    }
+}
+
+/// What a DMARC failure leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureChoice {
+    Reject,
+    Junk,
+    Deliver,
+}
+
+impl FailureChoice {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "reject" => Some(FailureChoice::Reject),
+            "junk" => Some(FailureChoice::Junk),
+            "deliver" => Some(FailureChoice::Deliver),
+            _ => None,
+        }
+    }
+}
+
+/// The rules of one receiving domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthRules {
+    /// A DMARC failure where the sender's domain publishes p=reject (default: reject).
+    pub dmarc_reject: FailureChoice,
+    /// A DMARC failure under p=quarantine (default: junk).
+    pub dmarc_quarantine: FailureChoice,
+    /// 451 when a DNS failure leaves the DMARC outcome open (default: true).
+    pub defer_on_temperror: bool,
+    /// Refuse messages with several From fields, or a From naming several domains or none
+    /// (default: true).
+    pub reject_ambiguous_from: bool,
+    /// Forwarders whose valid ARC seal overrides a DMARC failure (default: none).
+    pub trusted_arc_sealers: Vec<String>,
+}
+
+impl Default for AuthRules {
+    fn default() -> Self {
+        Self {
+            dmarc_reject: FailureChoice::Reject,
+            dmarc_quarantine: FailureChoice::Junk,
+            defer_on_temperror: true,
+            reject_ambiguous_from: true,
+            trusted_arc_sealers: Vec::new(),
+        }
+    }
 }
 
 /// `[smtp]`: limits and behaviour of the SMTP service.

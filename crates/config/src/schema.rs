@@ -9,7 +9,8 @@ use serde::Deserialize;
 use sealpost_types::Domain;
 
 use crate::{
-    CertificateFiles, Config, LimitsConfig, OutboundConfig, SmtpConfig, StoreConfig, TlsConfig,
+    AuthRules, CertificateFiles, Config, FailureChoice, LimitsConfig, OutboundConfig,
+    SenderAuthConfig, SmtpConfig, StoreConfig, TlsConfig,
 };
 
 #[derive(Debug, Deserialize)]
@@ -32,6 +33,8 @@ pub struct RawConfig {
     pub log: RawLog,
     #[serde(default)]
     pub smtp: RawSmtp,
+    #[serde(default)]
+    pub sender_auth: RawSenderAuth,
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,6 +183,101 @@ pub struct RawSmtp {
     pub max_errors: Option<usize>,
     pub max_auth_failures: Option<usize>,
     pub save_sent: Option<bool>,
+}
+
+/// `[sender_auth]` and its `[sender_auth.domain."…"]` tables.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSenderAuth {
+    pub enabled: Option<bool>,
+    pub dmarc_reject: Option<String>,
+    pub dmarc_quarantine: Option<String>,
+    pub defer_on_temperror: Option<bool>,
+    pub reject_ambiguous_from: Option<bool>,
+    pub trusted_arc_sealers: Option<Vec<String>>,
+    #[serde(default)]
+    pub domain: std::collections::BTreeMap<String, RawAuthRules>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthRules {
+    pub dmarc_reject: Option<String>,
+    pub dmarc_quarantine: Option<String>,
+    pub defer_on_temperror: Option<bool>,
+    pub reject_ambiguous_from: Option<bool>,
+    pub trusted_arc_sealers: Option<Vec<String>>,
+}
+
+impl RawAuthRules {
+    /// These rules over `base`: a key left out keeps the base's value.
+    fn over(&self, table: &str, base: &AuthRules) -> Result<AuthRules, String> {
+        let choice = |key: &str, value: &Option<String>, default: FailureChoice| {
+            match value {
+            None => Ok(default),
+            Some(text) => FailureChoice::parse(text).ok_or_else(|| {
+                format!("{table}.{key}: {text:?} is unknown (expected \"reject\", \"junk\" or \"deliver\")")
+            }),
+        }
+        };
+        let trusted_arc_sealers = match &self.trusted_arc_sealers {
+            None => base.trusted_arc_sealers.clone(),
+            Some(list) => list
+                .iter()
+                .map(|name| {
+                    Domain::parse(name)
+                        .map(|domain| domain.as_str().to_ascii_lowercase())
+                        .map_err(|error| {
+                            format!(
+                                "{table}.trusted_arc_sealers: {name:?} is not a domain: {error}"
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        Ok(AuthRules {
+            dmarc_reject: choice("dmarc_reject", &self.dmarc_reject, base.dmarc_reject)?,
+            dmarc_quarantine: choice(
+                "dmarc_quarantine",
+                &self.dmarc_quarantine,
+                base.dmarc_quarantine,
+            )?,
+            defer_on_temperror: self.defer_on_temperror.unwrap_or(base.defer_on_temperror),
+            reject_ambiguous_from: self
+                .reject_ambiguous_from
+                .unwrap_or(base.reject_ambiguous_from),
+            trusted_arc_sealers,
+        })
+    }
+}
+
+impl RawSenderAuth {
+    fn validate(&self) -> Result<SenderAuthConfig, String> {
+        // serde's flatten does not combine with deny_unknown_fields: the keys are repeated.
+        let own = RawAuthRules {
+            dmarc_reject: self.dmarc_reject.clone(),
+            dmarc_quarantine: self.dmarc_quarantine.clone(),
+            defer_on_temperror: self.defer_on_temperror,
+            reject_ambiguous_from: self.reject_ambiguous_from,
+            trusted_arc_sealers: self.trusted_arc_sealers.clone(),
+        };
+        let rules = own.over("sender_auth", &AuthRules::default())?;
+        let mut domains = Vec::new();
+        for (name, raw) in &self.domain {
+            let domain = Domain::parse(name)
+                .map_err(|error| format!("sender_auth.domain.{name:?}: not a domain: {error}"))?;
+            let table = format!("sender_auth.domain.\"{name}\"");
+            domains.push((
+                domain.as_str().to_ascii_lowercase(),
+                raw.over(&table, &rules)?,
+            ));
+        }
+        Ok(SenderAuthConfig {
+            enabled: self.enabled.unwrap_or(true),
+            rules,
+            domains,
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -414,6 +512,7 @@ impl RawConfig {
             )?,
             save_sent: self.smtp.save_sent.unwrap_or(true),
         };
+        let sender_auth = self.sender_auth.validate()?;
         let log_level = self.log.level.unwrap_or_else(|| "info".to_string());
         if !LOG_LEVELS.contains(&log_level.as_str()) {
             return Err(format!(
@@ -447,6 +546,7 @@ impl RawConfig {
             outbound,
             limits,
             smtp,
+            sender_auth,
             log_level,
         })
     }

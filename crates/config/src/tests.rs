@@ -162,3 +162,58 @@ fn save_sent_is_on_unless_turned_off() {
     assert!(error.contains("in [smtp]"), "{error}");
     assert!(error.contains("expected a boolean"), "{error}");
 }
+
+#[test]
+fn sender_auth_defaults_are_safe() {
+    let config = parse(MINIMAL).unwrap();
+    let auth = &config.sender_auth;
+    assert!(auth.enabled);
+    assert_eq!(auth.rules.dmarc_reject, FailureChoice::Reject);
+    assert_eq!(auth.rules.dmarc_quarantine, FailureChoice::Junk);
+    assert!(auth.rules.defer_on_temperror);
+    assert!(auth.rules.reject_ambiguous_from);
+    assert!(auth.rules.trusted_arc_sealers.is_empty());
+    assert_eq!(auth.rules_for("example.com"), &auth.rules);
+}
+
+#[test]
+fn sender_auth_domains_override_the_global_rules() {
+    let config = parse(&format!(
+        "{MINIMAL}\n[sender_auth]\ndmarc_quarantine = \"deliver\"\ntrusted_arc_sealers = [\"Lists.Example.org\"]\n\
+         [sender_auth.domain.\"Example.COM\"]\ndmarc_reject = \"junk\"\n"
+    ))
+    .unwrap();
+    let auth = &config.sender_auth;
+    assert_eq!(auth.rules.dmarc_quarantine, FailureChoice::Deliver);
+    assert_eq!(auth.rules.trusted_arc_sealers, ["lists.example.org"]);
+    let example = auth.rules_for("example.com.");
+    assert_eq!(example.dmarc_reject, FailureChoice::Junk);
+    // Keys left out of the domain's table keep the global values.
+    assert_eq!(example.dmarc_quarantine, FailureChoice::Deliver);
+    assert_eq!(example.trusted_arc_sealers, ["lists.example.org"]);
+    assert_eq!(
+        auth.rules_for("other.org").dmarc_reject,
+        FailureChoice::Reject
+    );
+}
+
+#[test]
+fn sender_auth_errors_name_the_key() {
+    let error = error_of(&format!(
+        "{MINIMAL}\n[sender_auth]\ndmarc_reject = \"drop\"\n"
+    ));
+    assert!(error.contains("sender_auth.dmarc_reject"), "{error}");
+    let error = error_of(&format!(
+        "{MINIMAL}\n[sender_auth.domain.\"example.com\"]\ndmarc_quarantine = \"maybe\"\n"
+    ));
+    assert!(
+        error.contains("sender_auth.domain.\"example.com\".dmarc_quarantine"),
+        "{error}"
+    );
+    let error = error_of(&format!("{MINIMAL}\n[sender_auth]\ncolour = 1\n"));
+    assert!(error.contains("colour"), "{error}");
+    let error = error_of(&format!(
+        "{MINIMAL}\n[sender_auth]\ntrusted_arc_sealers = [\"not a domain\"]\n"
+    ));
+    assert!(error.contains("trusted_arc_sealers"), "{error}");
+}

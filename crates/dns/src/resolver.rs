@@ -10,7 +10,7 @@
 //!   DNSSEC status of MX and address records (RFC 7672 §2.1–2.2).
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -379,6 +379,84 @@ impl Resolver {
     /// other family gave nothing.
     pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {
         resolve_addresses(&self.plain, self.deadline, host).await
+    }
+
+    /// The IPv4 addresses (A records) of `host`, CNAMEs followed; empty when it has none
+    /// (NODATA or NXDOMAIN). SPF (RFC 7208 §5.3) asks one family, the client's.
+    pub async fn ipv4(&self, host: &str) -> Result<Vec<Ipv4Addr>, DnsError> {
+        let records = self.records(host, RecordType::A).await?;
+        Ok(records
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::A(a) => Some(a.0),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The IPv6 addresses (AAAA records) of `host`; empty when it has none.
+    pub async fn ipv6(&self, host: &str) -> Result<Vec<Ipv6Addr>, DnsError> {
+        let records = self.records(host, RecordType::AAAA).await?;
+        Ok(records
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::AAAA(aaaa) => Some(aaaa.0),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The exchanges of the MX records at `name` by preference, as written (a null MX gives
+    /// no exchange); empty when there are none. Unlike [`Resolver::mx`] this takes any name,
+    /// such as an SPF macro expansion (RFC 7208 §5.4), and does not shuffle.
+    pub async fn mx_exchanges(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        let records = self.records(name, RecordType::MX).await?;
+        let mut exchanges: Vec<(u16, String)> = records
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::MX(mx) if !mx.exchange.is_root() => {
+                    Some((mx.preference, host_name(&mx.exchange)))
+                }
+                _ => None,
+            })
+            .collect();
+        exchanges.sort_by_key(|(preference, _)| *preference);
+        Ok(exchanges.into_iter().map(|(_, host)| host).collect())
+    }
+
+    /// The names of the PTR records for `address` (RFC 1035 §3.5, RFC 3596 §2.5); empty when
+    /// there are none.
+    pub async fn ptr(&self, address: IpAddr) -> Result<Vec<String>, DnsError> {
+        let name = Name::from(address);
+        let shown = name.to_ascii();
+        let outcome = classify(
+            &shown,
+            bounded(self.deadline, self.plain.lookup(name, RecordType::PTR)).await,
+        )?;
+        let Outcome::Records(lookup) = outcome else {
+            return Ok(Vec::new());
+        };
+        Ok(lookup
+            .answers()
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::PTR(ptr) => Some(host_name(&ptr.0)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The answer records of one type at `name`; empty on NODATA or NXDOMAIN.
+    async fn records(&self, name: &str, record_type: RecordType) -> Result<Vec<Record>, DnsError> {
+        let query = fqdn(name)?;
+        let outcome = classify(
+            name,
+            bounded(self.deadline, self.plain.lookup(query, record_type)).await,
+        )?;
+        Ok(match outcome {
+            Outcome::Records(lookup) => lookup.answers().to_vec(),
+            Outcome::NoData | Outcome::NxDomain => Vec::new(),
+        })
     }
 
     /// The TXT records at `name`, the strings of each record joined (RFC 7208 §3.3 and

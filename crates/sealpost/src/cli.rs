@@ -69,6 +69,24 @@ pub enum Command {
     /// The outbound queue: what waits for delivery to other domains.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// DMARC aggregate reports (RFC 7489 §7.2) about the mail received on port 25.
+    #[command(subcommand)]
+    Dmarc(DmarcCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DmarcCommand {
+    /// Print the aggregate reports (XML) of one UTC day gathered so far, one per domain.
+    Report {
+        /// YYYY-MM-DD (default: today, UTC).
+        day: Option<String>,
+    },
+    /// Queue the reports now, to the `rua` addresses of each domain's DMARC record: those of
+    /// DAY, or of every finished day (`serve` does this by itself once an hour).
+    Send {
+        /// YYYY-MM-DD (default: every day before today, UTC).
+        day: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

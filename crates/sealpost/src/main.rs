@@ -4,6 +4,7 @@
 mod check;
 mod cli;
 mod dkim_keys;
+mod dmarc_reports;
 mod dns_records;
 mod exit;
 mod manage;
@@ -57,6 +58,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Command::User(command) => manage::user(&config_path, command).await,
             Command::Alias(command) => manage::alias(&config_path, command).await,
             Command::Queue(command) => queue_cli::queue(&config_path, command).await,
+            Command::Dmarc(command) => dmarc_reports::command(&config_path, command).await,
         }
     })
 }

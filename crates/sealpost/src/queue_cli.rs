@@ -49,10 +49,7 @@ pub async fn queue(config_path: &Path, command: QueueCommand) -> Result<(), CliE
         QueueCommand::TlsReport { day } => {
             let day = match day {
                 Some(day) => parse_day(&day)?,
-                None => {
-                    let t = UtcDateTime::from_unix(unix_now());
-                    format!("{:04}-{:02}-{:02}", t.year, t.month, t.day)
-                }
+                None => UtcDateTime::from_unix(unix_now()).to_day(),
             };
             let sessions = store.tls_sessions(&day).await?;
             let reports = tls_reports(config.hostname.as_str(), &day, &sessions);
@@ -133,7 +130,7 @@ fn plural(n: usize, noun: &str) -> String {
 }
 
 /// `YYYY-MM-DD`.
-fn parse_day(text: &str) -> Result<String, CliError> {
+pub(crate) fn parse_day(text: &str) -> Result<String, CliError> {
     let parts: Vec<&str> = text.trim().split('-').collect();
     let valid = matches!(parts.as_slice(), [y, m, d]
         if y.len() == 4 && m.len() == 2 && d.len() == 2

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::anyhow;
-use sealpost_config::{Config, ServiceName};
+use sealpost_config::{AuthRules, Config, FailureChoice, ServiceName};
 use sealpost_dns::Resolver;
 use sealpost_net::{CertPaths, CertStore, Handler, Limits, ListenerSpec, ServiceKind};
 use sealpost_queue::deliver::DeliveryOptions;
@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use sealpost_imap::service::ImapService;
 use sealpost_pop3::service::Pop3Service;
-use sealpost_smtp::service::{SmtpLimits, SmtpService};
+use sealpost_sender_auth::{DomainPolicy, FailureAction, Policies, SenderAuth};
+use sealpost_smtp::service::{InboundAuth, SmtpLimits, SmtpService};
 use sealpost_store::authenticate::Authenticator;
 use sealpost_store::{Directory, RecentSubmissions, Store};
 
@@ -91,13 +92,16 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<(), Cli
             config.source.display()
         )));
     }
-    let scheduler = scheduler(config, &store)?;
+    // One resolver (and one DNS cache) for the queue and sender authentication.
+    let resolver = Resolver::from_config(config).map_err(CliError::usage)?;
+    let scheduler = scheduler(config, &store, &resolver)?;
     // The signal handlers come before the listeners: once a port accepts, a SIGHUP or
     // SIGTERM must find them (the default action would end the process).
     sealpost_net::spawn_reload_on_sighup(Arc::clone(&certs)).map_err(CliError::runtime)?;
     spawn_shutdown_on_signal(shutdown.clone())?;
     let listeners = sealpost_net::bind(&specs).map_err(CliError::runtime)?;
-    let handlers = handlers(config, &store, &specs, scheduler.waker());
+    let inbound_auth = inbound_auth(config, &resolver);
+    let handlers = handlers(config, &store, &specs, scheduler.waker(), inbound_auth);
     let limits = Limits {
         max_connections: config.limits.max_connections,
         max_connections_per_ip: config.limits.max_connections_per_ip,
@@ -105,6 +109,15 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<(), Cli
         idle_timeout: config.limits.idle_timeout,
         shutdown_grace: config.limits.shutdown_grace,
     };
+    let reporting = config.sender_auth.enabled.then(|| {
+        tokio::spawn(crate::dmarc_reports::run(
+            config.clone(),
+            Arc::clone(&store),
+            resolver.clone(),
+            scheduler.waker(),
+            shutdown.clone(),
+        ))
+    });
     let delivering = tokio::spawn(scheduler.run(shutdown.clone()));
     tracing::info!(
         hostname = %config.hostname,
@@ -117,6 +130,11 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<(), Cli
         .map_err(CliError::runtime);
     // The listeners stop on shutdown, or on an error: the scheduler stops with them.
     shutdown.cancel();
+    if let Some(reporting) = reporting
+        && let Err(error) = reporting.await
+    {
+        tracing::error!(%error, "the DMARC report sender failed");
+    }
     if let Err(error) = delivering.await {
         tracing::error!(%error, "the outbound scheduler failed");
     }
@@ -127,9 +145,12 @@ pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<(), Cli
 
 /// The outbound queue's scheduler: `[dns]` and `[outbound]` of the configuration, with
 /// DANE and MTA-STS enforced.
-fn scheduler(config: &Config, store: &Arc<dyn Store>) -> Result<Scheduler, CliError> {
+fn scheduler(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    resolver: &Resolver,
+) -> Result<Scheduler, CliError> {
     let outbound = &config.outbound;
-    let resolver = Resolver::from_config(config).map_err(CliError::usage)?;
     let tls_error = |error: rustls::Error| anyhow!("cannot set up outbound TLS: {error}");
     let delivery =
         DeliveryOptions::opportunistic().map_err(|error| CliError::runtime(tls_error(error)))?;
@@ -140,12 +161,16 @@ fn scheduler(config: &Config, store: &Arc<dyn Store>) -> Result<Scheduler, CliEr
     // RFC 8461 §3.3: the policy comes over HTTPS/1.1.
     let pkix_https = sealpost_net::pkix_client_config(roots, &[b"http/1.1"])
         .map_err(|error| CliError::runtime(tls_error(error)))?;
-    let router = Router::new(resolver, outbound.remote_port, Arc::clone(&delivery.tls))
-        .with_dane()
-        .with_mta_sts(
-            MtaSts::new(Arc::new(pkix_https), outbound.mta_sts_port),
-            Arc::new(pkix_smtp),
-        );
+    let router = Router::new(
+        resolver.clone(),
+        outbound.remote_port,
+        Arc::clone(&delivery.tls),
+    )
+    .with_dane()
+    .with_mta_sts(
+        MtaSts::new(Arc::new(pkix_https), outbound.mta_sts_port),
+        Arc::new(pkix_smtp),
+    );
     let mut settings = QueueSettings::new(config.hostname.as_str(), outbound.remote_port, delivery);
     settings.max_connections = outbound.max_connections;
     settings.max_connections_per_domain = outbound.max_connections_per_domain;
@@ -154,12 +179,47 @@ fn scheduler(config: &Config, store: &Arc<dyn Store>) -> Result<Scheduler, CliEr
     Ok(Scheduler::new(Arc::clone(store), router, settings))
 }
 
+/// Sender authentication on port 25 (`[sender_auth]`), over the `[dns]` resolver.
+fn inbound_auth(config: &Config, resolver: &Resolver) -> Option<InboundAuth> {
+    let settings = &config.sender_auth;
+    if !settings.enabled {
+        return None;
+    }
+    Some(InboundAuth {
+        checker: Arc::new(SenderAuth::new(resolver)),
+        policies: Policies {
+            default: domain_policy(&settings.rules),
+            domains: settings
+                .domains
+                .iter()
+                .map(|(domain, rules)| (domain.clone(), domain_policy(rules)))
+                .collect(),
+        },
+    })
+}
+
+fn domain_policy(rules: &AuthRules) -> DomainPolicy {
+    let action = |choice: FailureChoice| match choice {
+        FailureChoice::Reject => FailureAction::Reject,
+        FailureChoice::Junk => FailureAction::Junk,
+        FailureChoice::Deliver => FailureAction::Deliver,
+    };
+    DomainPolicy {
+        on_dmarc_reject: action(rules.dmarc_reject),
+        on_dmarc_quarantine: action(rules.dmarc_quarantine),
+        defer_on_temperror: rules.defer_on_temperror,
+        reject_ambiguous_from: rules.reject_ambiguous_from,
+        trusted_arc_sealers: rules.trusted_arc_sealers.clone(),
+    }
+}
+
 /// The handler of each configured service: SMTP on its three ports, POP3 and IMAP on two each.
 fn handlers(
     config: &Config,
     store: &Arc<dyn Store>,
     specs: &[ListenerSpec],
     queue_waker: Arc<Notify>,
+    inbound_auth: Option<InboundAuth>,
 ) -> HashMap<ServiceKind, Arc<dyn Handler>> {
     let directory: Arc<dyn Directory> = Arc::clone(store) as Arc<dyn Directory>;
     let authenticator = Arc::new(Authenticator::new(directory));
@@ -171,25 +231,27 @@ fn handlers(
     };
     // Submissions filed in Sent, so that IMAP does not store the client's copy again.
     let recent_submissions = Arc::new(RecentSubmissions::default());
-    let smtp: Arc<dyn Handler> = Arc::new(
-        SmtpService::new(
-            config.hostname.as_str(),
-            Arc::clone(store),
-            Arc::clone(&authenticator),
-            limits,
-        )
-        .with_queue_waker(queue_waker)
-        .with_sent_copies(
-            config
-                .smtp
-                .save_sent
-                .then(|| Arc::clone(&recent_submissions)),
-        )
-        .with_delivery_reports(Arc::new(QueueReports::new(
-            config.hostname.as_str(),
-            Arc::clone(store),
-        ))),
-    );
+    let mut smtp_service = SmtpService::new(
+        config.hostname.as_str(),
+        Arc::clone(store),
+        Arc::clone(&authenticator),
+        limits,
+    )
+    .with_queue_waker(queue_waker)
+    .with_sent_copies(
+        config
+            .smtp
+            .save_sent
+            .then(|| Arc::clone(&recent_submissions)),
+    )
+    .with_delivery_reports(Arc::new(QueueReports::new(
+        config.hostname.as_str(),
+        Arc::clone(store),
+    )));
+    if let Some(auth) = inbound_auth {
+        smtp_service = smtp_service.with_inbound_auth(auth);
+    }
+    let smtp: Arc<dyn Handler> = Arc::new(smtp_service);
     let pop3: Arc<dyn Handler> = Arc::new(Pop3Service::new(
         config.hostname.as_str(),
         Arc::clone(store),

@@ -88,6 +88,7 @@ macro_rules! store_conformance_tests {
             queue_drop_entry_returns_what_a_bounce_needs,
             queue_delay_report_claimed_once,
             tls_sessions_are_counted_per_day_and_outcome,
+            dmarc_rows_are_counted_per_day_until_reported,
             concurrent_reads_during_writes,
             group_commit_concurrent_delivers,
             append_messages_is_atomic,

@@ -26,9 +26,9 @@ pub use error::StoreError;
 pub use submissions::{RecentSubmissions, SentCopy};
 pub use types::{
     AcceptedMessage, Account, Alias, AttemptOutcome, ChangeEvent, DkimAlgorithm, DkimKey,
-    DomainRecord, DroppedMessage, DueMessage, EntryRecipient, FinishedMessage, FlagOp, Mailbox,
-    MailboxChanges, MessageMeta, NewMessage, OutboundEnvelope, OutboundRecipient, QueueEntry,
-    QueueId, QueuedRecipient, RecipientResult, RecipientStatus, TlsSessions, Usage,
+    DmarcReportRow, DomainRecord, DroppedMessage, DueMessage, EntryRecipient, FinishedMessage,
+    FlagOp, Mailbox, MailboxChanges, MessageMeta, NewMessage, OutboundEnvelope, OutboundRecipient,
+    QueueEntry, QueueId, QueuedRecipient, RecipientResult, RecipientStatus, TlsSessions, Usage,
 };
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -238,6 +238,15 @@ pub trait MailStore: Send + Sync {
     /// The TLS-RPT counts of one UTC day (`YYYY-MM-DD`), by policy domain, policy type,
     /// MX host, result and address.
     async fn tls_sessions(&self, day: &str) -> StoreResult<Vec<TlsSessions>>;
+    /// Adds messages to the DMARC aggregate report data (RFC 7489 §7.2), in one write job
+    /// that does not wait for its own fsync (statistics, as TLS-RPT counts).
+    async fn record_dmarc(&self, rows: Vec<DmarcReportRow>) -> StoreResult<()>;
+    /// The DMARC report data of one UTC day (`YYYY-MM-DD`), by policy domain, then source.
+    async fn dmarc_rows(&self, day: &str) -> StoreResult<Vec<DmarcReportRow>>;
+    /// The days before `day` that have DMARC report data, oldest first.
+    async fn dmarc_days_before(&self, day: &str) -> StoreResult<Vec<String>>;
+    /// Forgets the DMARC report data of one day and policy domain (its report was sent).
+    async fn delete_dmarc_rows(&self, day: &str, policy_domain: &str) -> StoreResult<()>;
     /// Removes a queue entry with all its recipients in one write job (`sealpost queue
     /// drop`), returning its envelope, the recipients that were still `Queued` and the
     /// message bytes (read before the blob may go), so that the caller can bounce it.

@@ -347,3 +347,37 @@ pub struct TlsSessions {
     pub reason: String,
     pub count: u64,
 }
+
+/// Messages with one DMARC outcome on one day, from one address, for one policy domain: a
+/// `record` of an aggregate report (RFC 7489 §7.2, Appendix C). Recording adds `count` to
+/// what is kept for the same outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmarcReportRow {
+    /// UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// The domain whose DMARC record applied (the report is about it, `policy_published`).
+    pub policy_domain: String,
+    /// The record as published: `adkim`, `aspf`, `p`, `sp`, `pct` and the `rua` URIs, as
+    /// `tag=value` pairs separated by `;` (the latest seen is kept).
+    pub policy_published: String,
+    /// The connecting client's address (`source_ip`).
+    pub source_ip: String,
+    /// `identifiers`: the RFC5322.From domain, the RFC5321.MailFrom domain (empty for `<>`),
+    /// the domain of our recipient.
+    pub header_from: String,
+    pub envelope_from: String,
+    pub envelope_to: String,
+    /// `policy_evaluated`: what we did (`none`, `quarantine`, `reject`), whether DKIM and
+    /// SPF passed aligned (`pass`/`fail`), and why the policy was not applied as asked (an
+    /// RFC 7489 `PolicyOverrideType` such as `sampled_out`, `trusted_forwarder`,
+    /// `local_policy`; empty when it was).
+    pub disposition: String,
+    pub dkim_aligned: String,
+    pub spf_aligned: String,
+    pub override_reason: String,
+    /// `auth_results`: each DKIM signature as `domain selector result`, several separated by
+    /// `;`; SPF as `domain scope result` (scope `mfrom` or `helo`).
+    pub dkim_results: String,
+    pub spf_result: String,
+    pub count: u64,
+}

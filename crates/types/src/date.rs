@@ -49,6 +49,11 @@ impl UtcDateTime {
         Self::from_unix(unix_now())
     }
 
+    /// The UTC day as `YYYY-MM-DD` (RFC 3339 full-date), as reports are keyed.
+    pub fn to_day(&self) -> String {
+        format!("{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+
     /// RFC 5322 §3.3 date-time, e.g. `Sun, 29 Nov 2026 00:59:07 +0000`.
     pub fn to_rfc5322(&self) -> String {
         const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];

@@ -10,10 +10,7 @@ pub(super) fn tls_sessions(
     reports: &[DeliveryReport],
     now: i64,
 ) -> Vec<TlsSessions> {
-    let day = {
-        let t = UtcDateTime::from_unix(now);
-        format!("{:04}-{:02}-{:02}", t.year, t.month, t.day)
-    };
+    let day = UtcDateTime::from_unix(now).to_day();
     let mut seen: HashSet<(String, String, String)> = HashSet::new();
     let mut sessions: Vec<TlsSessions> = Vec::new();
     // One session: host, address and what happened (each report of a batch repeats it).

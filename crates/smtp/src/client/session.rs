@@ -235,6 +235,12 @@ impl ClientCore {
                 State::AwaitingTls => return None,
                 _ => {}
             }
+            // A reply that comes while the message is still being written answers what was
+            // sent before it or the end of the data: read it once the data is out, so that
+            // when the bytes arrive (in one piece or many) never changes the session.
+            if self.body.is_some() {
+                return None;
+            }
             let unread = self.input.get(self.pos..).unwrap_or_default();
             let (used, parsed) = self.parser.parse(unread);
             self.pos += used;

@@ -278,18 +278,9 @@ impl ClientCore {
                 let open = txn.result.mail.as_ref().is_some_and(Reply::is_positive);
                 return self.finish(txn, open);
             }
-            Expect::EndOfData => {
-                if self.body.take().is_some() {
-                    // The verdict came before the whole message was written: the two
-                    // sides no longer agree where the data ends.
-                    return self.close(
-                        Some(txn),
-                        SessionEnd::Protocol(ProtocolError::UnexpectedReply),
-                    );
-                }
-                // RFC 5321 §4.1.1.4: the end of data ends the transaction either way.
-                return self.finish(txn, false);
-            }
+            // RFC 5321 §4.1.1.4: the end of data ends the transaction either way. (Replies
+            // are read only once the whole message is written: `ClientCore::next_event`.)
+            Expect::EndOfData => return self.finish(txn, false),
         }
         self.state = State::Transaction(txn);
     }

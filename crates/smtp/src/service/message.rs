@@ -1,6 +1,6 @@
 //! The end of DATA/BDAT: checks on the content, trace headers, durable storage, the reply.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use sealpost_store::{OutboundEnvelope, OutboundRecipient, StoreError};
@@ -8,6 +8,7 @@ use sealpost_types::date::{UtcDateTime, unix_now};
 use sealpost_types::{AccountId, Address, MailboxId, ModSeq, SpecialUse, Uid};
 
 use super::PortRole;
+use super::authentication::Verdict;
 use super::headers::{self, HeaderBlock};
 use super::recipients::{Transaction, temporary_problem};
 use super::reports::{self, notify_text, ret_text};
@@ -60,7 +61,7 @@ fn outbound_recipient(address: &str, params: &RcptParams) -> OutboundRecipient {
 
 impl Session<'_> {
     pub(super) async fn message(&mut self, body: Vec<u8>) -> Answer {
-        let Some(transaction) = self.transaction.take() else {
+        let Some(mut transaction) = self.transaction.take() else {
             return Answer::Reject(Reply::new(503, "5.5.1", "No transaction in progress"));
         };
         let header = HeaderBlock::parse(&body);
@@ -72,6 +73,23 @@ impl Session<'_> {
             ));
         }
         let mut added = String::new();
+        let mut junk = BTreeSet::new();
+        let mut cleaned = None;
+        if self.role == PortRole::Inbound {
+            match self.authenticate(&mut transaction, &body).await {
+                Some(Verdict::Refuse(reply)) => return Answer::Reject(reply),
+                Some(Verdict::Accept {
+                    header,
+                    body,
+                    junk: to_junk,
+                }) => {
+                    added.push_str(&header);
+                    cleaned = body;
+                    junk = to_junk;
+                }
+                None => {}
+            }
+        }
         if self.role == PortRole::Submission {
             if let Err(reply) = self.check_from_header(&header).await {
                 return Answer::Reject(reply);
@@ -88,7 +106,8 @@ impl Session<'_> {
                 ));
             }
         }
-        self.store_message(transaction, &added, &body).await
+        let body = cleaned.as_deref().unwrap_or(&body);
+        self.store_message(transaction, &added, body, &junk).await
     }
 
     /// RFC 6409 §6.1 / SECURITY-TESTS RS-10: every address in From must be the user's own.
@@ -168,7 +187,22 @@ impl Session<'_> {
         header
     }
 
-    async fn inbox_of(&mut self, account: AccountId) -> Result<Option<MailboxId>, StoreError> {
+    /// Where `account` gets the message: its INBOX, or its Junk mailbox when the sender
+    /// authentication policy says so (the INBOX if it has none).
+    async fn mailbox_for(
+        &mut self,
+        account: AccountId,
+        junk: bool,
+    ) -> Result<Option<MailboxId>, StoreError> {
+        if junk
+            && let Some(mailbox) = self
+                .service
+                .store
+                .mailbox_by_special_use(account, SpecialUse::Junk)
+                .await?
+        {
+            return Ok(Some(mailbox.id));
+        }
         Ok(self
             .service
             .store
@@ -182,6 +216,7 @@ impl Session<'_> {
         transaction: Transaction,
         added: &str,
         body: &[u8],
+        junk: &BTreeSet<AccountId>,
     ) -> Answer {
         let queue_id = headers::random_id(12);
         let mut prefix = String::new();
@@ -211,7 +246,7 @@ impl Session<'_> {
 
         let mut targets: HashMap<AccountId, MailboxId> = HashMap::new();
         for account in &accounts {
-            match self.inbox_of(*account).await {
+            match self.mailbox_for(*account, junk.contains(account)).await {
                 Ok(Some(inbox)) => {
                     targets.insert(*account, inbox);
                 }

@@ -6,6 +6,7 @@
 //! - `submission` (587) and `submissions` (465): authenticated users only (RFC 6409); the
 //!   sender must be one of the user's addresses; remote recipients go to the outbound queue.
 
+mod authentication;
 mod headers;
 mod message;
 mod recipients;
@@ -23,6 +24,7 @@ use sealpost_store::{RecentSubmissions, Store};
 
 use crate::core::CoreConfig;
 
+pub use authentication::InboundAuth;
 pub use reports::{DeliveryReports, LocalDeliveries, LocalDelivery, LocalOutcome};
 
 /// Limits of the SMTP service (`[smtp]` in the configuration).
@@ -68,6 +70,8 @@ pub struct SmtpService {
     sent_copies: Option<Arc<RecentSubmissions>>,
     /// Sends the delivery reports local recipients ask for; DSN is offered only with it.
     reports: Option<Arc<dyn DeliveryReports>>,
+    /// Sender authentication of mail arriving on port 25; `None`: no checks.
+    inbound_auth: Option<InboundAuth>,
 }
 
 impl SmtpService {
@@ -85,7 +89,15 @@ impl SmtpService {
             queue_waker: None,
             sent_copies: None,
             reports: None,
+            inbound_auth: None,
         }
+    }
+
+    /// Checks mail arriving on port 25 with `auth` (SPF, DKIM, DMARC, ARC, iprev), adds
+    /// the Authentication-Results field, and applies the receiving domains' policies.
+    pub fn with_inbound_auth(mut self, auth: InboundAuth) -> Self {
+        self.inbound_auth = Some(auth);
+        self
     }
 
     /// With `Some(record)`, each message an authenticated user submits (587/465) is also

@@ -6,6 +6,7 @@ use sealpost_store::StoreError;
 use sealpost_types::{AccountId, Address, Domain};
 
 use super::PortRole;
+use super::authentication::PendingSpf;
 use super::session::Session;
 use crate::core::{Answer, MailParams, RcptParams, Reply};
 
@@ -19,6 +20,8 @@ pub(super) struct Transaction {
     pub local: Vec<LocalRecipient>,
     /// Remote recipients (submission only), for the outbound queue.
     pub remote: Vec<(String, RcptParams)>,
+    /// The SPF check under way (port 25 with sender authentication on).
+    pub spf: Option<PendingSpf>,
 }
 
 /// A recipient in one of our domains.
@@ -84,9 +87,19 @@ impl Session<'_> {
                 ));
             }
         }
+        if self.role == PortRole::Inbound
+            && let Some(reply) = self.refuse_null_mx_sender(from.as_deref()).await
+        {
+            return Answer::Reject(reply);
+        }
+        let spf = match self.role {
+            PortRole::Inbound => self.start_spf(from.as_deref()),
+            PortRole::Submission => None,
+        };
         self.transaction = Some(Transaction {
             from,
             params,
+            spf,
             ..Transaction::default()
         });
         Answer::Accept(Reply::new(250, "2.1.0", "Sender OK"))

@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::{
-    DueMessage, EntryRecipient, OutboundEnvelope, OutboundRecipient, QueueId, RecipientResult,
-    RecipientStatus, TlsSessions,
+    DmarcReportRow, DueMessage, EntryRecipient, OutboundEnvelope, OutboundRecipient, QueueId,
+    RecipientResult, RecipientStatus, TlsSessions,
 };
 
 /// Queues `raw` for `recipients` (remote only); returns the entry.
@@ -605,4 +605,66 @@ pub async fn tls_sessions_are_counted_per_day_and_outcome(store: &dyn Store) {
     );
     assert_eq!(day[1].policy_string, ["version: STSv1", "mode: enforce"]);
     assert_eq!(store.tls_sessions("2026-11-30").await.unwrap()[0].count, 7);
+}
+
+pub async fn dmarc_rows_are_counted_per_day_until_reported(store: &dyn Store) {
+    let row = |day: &str, domain: &str, ip: &str, count: u64| DmarcReportRow {
+        day: day.to_string(),
+        policy_domain: domain.to_string(),
+        policy_published: "adkim=r;aspf=r;p=reject;pct=100;rua=mailto:d@example.org".to_string(),
+        source_ip: ip.to_string(),
+        header_from: domain.to_string(),
+        envelope_from: domain.to_string(),
+        envelope_to: "local.test".to_string(),
+        disposition: "reject".to_string(),
+        dkim_aligned: "fail".to_string(),
+        spf_aligned: "fail".to_string(),
+        override_reason: String::new(),
+        dkim_results: String::new(),
+        spf_result: format!("{domain} mfrom fail"),
+        count,
+    };
+    assert!(store.dmarc_rows("2026-11-28").await.unwrap().is_empty());
+    store
+        .record_dmarc(vec![
+            row("2026-11-28", "example.org", "192.0.2.1", 1),
+            row("2026-11-28", "example.org", "192.0.2.2", 1),
+            row("2026-11-28", "example.net", "192.0.2.1", 4),
+            row("2026-11-29", "example.org", "192.0.2.1", 1),
+        ])
+        .await
+        .unwrap();
+    store
+        .record_dmarc(vec![row("2026-11-28", "example.org", "192.0.2.1", 2)])
+        .await
+        .unwrap();
+    store.record_dmarc(Vec::new()).await.unwrap();
+    let day = store.dmarc_rows("2026-11-28").await.unwrap();
+    assert_eq!(
+        day.iter()
+            .map(|r| (r.policy_domain.as_str(), r.source_ip.as_str(), r.count))
+            .collect::<Vec<_>>(),
+        [
+            ("example.net", "192.0.2.1", 4),
+            ("example.org", "192.0.2.1", 3),
+            ("example.org", "192.0.2.2", 1),
+        ]
+    );
+    assert_eq!(day[1], row("2026-11-28", "example.org", "192.0.2.1", 3));
+    assert_eq!(
+        store.dmarc_days_before("2026-11-30").await.unwrap(),
+        ["2026-11-28", "2026-11-29"]
+    );
+    assert_eq!(
+        store.dmarc_days_before("2026-11-29").await.unwrap(),
+        ["2026-11-28"]
+    );
+    store
+        .delete_dmarc_rows("2026-11-28", "example.org")
+        .await
+        .unwrap();
+    let left = store.dmarc_rows("2026-11-28").await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].policy_domain, "example.net");
+    assert_eq!(store.dmarc_rows("2026-11-29").await.unwrap().len(), 1);
 }

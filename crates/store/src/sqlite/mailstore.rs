@@ -9,11 +9,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
 use super::mailboxes::{self, Renamed};
-use super::{SqliteStore, messages, queue};
+use super::{SqliteStore, dmarc, messages, queue};
 use crate::{
-    AcceptedMessage, AttemptOutcome, ChangeEvent, DroppedMessage, DueMessage, FlagOp, MailStore,
-    Mailbox, MailboxChanges, MessageMeta, NewMessage, OutboundEnvelope, QueueId, QueuedRecipient,
-    RecipientResult, StoreError, StoreResult, TlsSessions, Usage,
+    AcceptedMessage, AttemptOutcome, ChangeEvent, DmarcReportRow, DroppedMessage, DueMessage,
+    FlagOp, MailStore, Mailbox, MailboxChanges, MessageMeta, NewMessage, OutboundEnvelope, QueueId,
+    QueuedRecipient, RecipientResult, StoreError, StoreResult, TlsSessions, Usage,
 };
 
 /// Messages up to this size are hashed on the calling task; larger ones on a blocking
@@ -267,6 +267,36 @@ impl MailStore for SqliteStore {
         let day = day.to_string();
         self.readers
             .read(move |txn| queue::tls_sessions(txn, &day))
+            .await
+    }
+
+    async fn record_dmarc(&self, report_rows: Vec<DmarcReportRow>) -> StoreResult<()> {
+        if report_rows.is_empty() {
+            return Ok(());
+        }
+        self.writer
+            .write_relaxed(move |txn| dmarc::record(txn, &report_rows))
+            .await
+    }
+
+    async fn dmarc_rows(&self, day: &str) -> StoreResult<Vec<DmarcReportRow>> {
+        let day = day.to_string();
+        self.readers
+            .read(move |txn| dmarc::day_rows(txn, &day))
+            .await
+    }
+
+    async fn dmarc_days_before(&self, day: &str) -> StoreResult<Vec<String>> {
+        let day = day.to_string();
+        self.readers
+            .read(move |txn| dmarc::days_before(txn, &day))
+            .await
+    }
+
+    async fn delete_dmarc_rows(&self, day: &str, policy_domain: &str) -> StoreResult<()> {
+        let (day, policy_domain) = (day.to_string(), policy_domain.to_string());
+        self.writer
+            .write(move |txn| dmarc::delete(txn, &day, &policy_domain))
             .await
     }
 

@@ -9,6 +9,7 @@
 //!   methods only move them to the right thread and publish change events after commit.
 
 mod directory;
+mod dmarc;
 mod mailboxes;
 mod mailstore;
 mod messages;

@@ -259,8 +259,32 @@ CREATE TABLE tls_sessions (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 6: DMARC aggregate report data (RFC 7489 §7.2), counted per day, policy domain,
+/// source and outcome.
+const V6: &str = r#"
+CREATE TABLE dmarc_rows (
+    day              TEXT NOT NULL,
+    policy_domain    TEXT NOT NULL,
+    source_ip        TEXT NOT NULL,
+    header_from      TEXT NOT NULL,
+    envelope_from    TEXT NOT NULL,
+    envelope_to      TEXT NOT NULL,
+    disposition      TEXT NOT NULL,
+    dkim_aligned     TEXT NOT NULL,
+    spf_aligned      TEXT NOT NULL,
+    override_reason  TEXT NOT NULL,
+    dkim_results     TEXT NOT NULL,
+    spf_result       TEXT NOT NULL,
+    policy_published TEXT NOT NULL,
+    count            INTEGER NOT NULL,
+    PRIMARY KEY (day, policy_domain, source_ip, header_from, envelope_from, envelope_to,
+                 disposition, dkim_aligned, spf_aligned, override_reason, dkim_results,
+                 spf_result)
+) WITHOUT ROWID;
+"#;
+
 /// Every migration in order; the schema version of a database is the number applied.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this binary writes.
 pub(crate) fn current_version() -> i64 {

@@ -636,7 +636,7 @@ async fn version_one_database_is_migrated_to_the_current_schema() {
         .await
         .unwrap();
     assert_eq!(version, schema::current_version());
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     assert_eq!(tables, 2);
     assert_eq!(indexes, 2);
     assert!(trigger.contains("queue_messages"), "{trigger}");
