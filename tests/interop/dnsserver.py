@@ -5,6 +5,9 @@ an ephemeral port, background threads, a zone the tests change while it runs.
                     "mx.remote.example": {"A": ["127.0.0.1"]}}) as dns:
         dns.nameserver            # "127.0.0.1:PORT", for `[dns] nameservers`
         dns.set("other.example", "MX", [(0, ".")])
+        dns.set_txt("long.example", "v=spf1 ...")   # a TXT record of any length
+        dns.servfail.add("broken.example")          # SERVFAIL for every question about it
+        dns.asked("long.example", "TXT")            # the questions logged about it
 
 The zone maps an owner name (case-insensitive, no trailing dot needed) to {TYPE: [values]}:
 MX (preference, exchange), A / AAAA (address text), TXT (a string, or a list of strings for a
@@ -14,8 +17,18 @@ one of the served zones (see `zones`, by default every name's last two labels) t
 records is NXDOMAIN; a name that exists without the asked type gets NOERROR with no answer
 (and the SOA in the authority section, RFC 2308). CNAMEs are followed inside the zone. Names
 outside the served zones get REFUSED; `zones=[""]` serves the root, so that every name is
-answered (NXDOMAIN unless set), as a resolver on a machine without Internet would. Nothing a client sends can stop the threads: every
-request is handled inside try/except (a broken query gets FORMERR or no answer).
+answered (NXDOMAIN unless set), as a resolver on a machine without Internet would.
+
+`set_txt(name, *records)` sets the TXT records of a name from plain strings, each split into
+character-strings of at most 255 octets (RFC 7208 §3.3, RFC 6376 §3.6.2.2: a long record is
+several strings, concatenated). Every question is logged in `queries` as (transport, name,
+type); `asked(name, rtype=None)` picks those about one name. A name in the set `servfail`
+(normalized: lower case, no trailing dot) gets SERVFAIL for any question, inside the served
+zones or not (a temporary DNS error, e.g. RFC 7208 §2.6.6 temperror); `unroutable=True` answers
+SERVFAIL instead of NXDOMAIN to MX, A and AAAA questions about names without records.
+
+Nothing a client sends can stop the threads: every request is handled inside try/except (a
+broken query gets FORMERR or no answer).
 """
 
 from __future__ import annotations
@@ -49,6 +62,7 @@ class DnsServer:
         self.records: dict[str, dict[str, list]] = {}
         self.explicit_zones = {_norm(z) for z in zones} if zones is not None else None
         self.queries: list[tuple[str, str, str]] = []  # (transport, name, type) as asked
+        self.servfail: set[str] = set()  # names (normalized) answered SERVFAIL, any type
         for name, types in (records or {}).items():
             for rtype, values in types.items():
                 self.set(name, rtype, values)
@@ -71,6 +85,11 @@ class DnsServer:
                 types[rtype] = list(values)
             else:
                 types.pop(rtype, None)
+
+    def set_txt(self, name: str, *records: str) -> None:
+        """Replace the TXT records of `name` by `records`, each split into character-strings of
+        at most 255 octets (no records: removes them)."""
+        self.set(name, "TXT", [[r[i:i + 255] for i in range(0, len(r), 255)] or [""] for r in records])
 
     def add(self, name: str, rtype: str, value) -> None:
         with self.lock:
@@ -98,6 +117,11 @@ class DnsServer:
             if inside and (best is None or len(zone) > len(best)):
                 best = zone
         return best
+
+    def asked(self, name: str, rtype: str | None = None) -> list[tuple[str, str, str]]:
+        """The logged questions about `name` (of type `rtype` if given)."""
+        name = _norm(name)
+        return [q for q in list(self.queries) if q[1] == name and (rtype is None or q[2] == rtype)]
 
     @property
     def nameserver(self) -> str:
@@ -130,6 +154,10 @@ class DnsServer:
         qname = _norm(request.q.qname)
         qtype = QTYPE.get(request.q.qtype, str(request.q.qtype))
         self.queries.append((transport, qname, qtype))
+        if qname in self.servfail:
+            reply.header.rcode = RCODE.SERVFAIL
+            reply.header.aa = 0
+            return reply
         zone = self.zone_of(qname)
         if zone is None:
             reply.header.rcode = RCODE.REFUSED

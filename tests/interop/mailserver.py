@@ -195,14 +195,17 @@ def provision(instance: Instance) -> None:
         assert_ok(run("alias", "add", alias, ",".join(targets)))
 
 
-def configure(instance: Instance, smtp: dict[str, int] | None = None, limits: dict[str, int] | None = None) -> dict:
+def configure(instance: Instance, smtp: dict[str, int] | None = None, limits: dict[str, int] | None = None,
+              dns: DnsServer | None = None) -> dict:
     """SMTP listeners' config: DNS and outbound on closed loopback ports (nothing ever leaves the
-    machine), plus `smtp` keys (under the table README documents them in) and `[limits]` keys."""
+    machine), plus `smtp` keys (under the table README documents them in) and `[limits]` keys.
+    The resolver is `dns` (a running DnsServer of the caller's) or, by default, one started here;
+    either is `instance.dns`."""
     config = instance.config
-    # No SPF, DKIM or DMARC records anywhere (NXDOMAIN): sender authentication on port 25
-    # answers at once. MX and address lookups fail temporarily: remote mail stays queued and
-    # nothing leaves the machine.
-    instance.dns = DnsServer({}, zones=[""], unroutable=True).start()
+    # By default no SPF, DKIM or DMARC records anywhere (NXDOMAIN): sender authentication on
+    # port 25 answers at once. MX and address lookups fail temporarily: remote mail stays queued
+    # and nothing leaves the machine.
+    instance.dns = dns if dns is not None else DnsServer({}, zones=[""], unroutable=True).start()
     config.extra["dns"] = f'nameservers = ["{instance.dns.nameserver}"]'
     config.extra["outbound"] = f"remote_port = {free_port()}"
     settings: dict[str, int] = {}

@@ -1,60 +1,23 @@
-"""What test_sender_auth.py needs beside the shared modules: a DNS server that can answer
-SERVFAIL for chosen names, DKIM keys and signatures made with dkimpy (RSA via openssl,
-Ed25519 via pynacl), the Authentication-Results field of a stored message taken apart, and a
-minimal SMTP sink that records what the outbound queue delivers to it (envelope included).
+"""What test_sender_auth.py needs beside the shared modules: DKIM keys and signatures made with
+dkimpy (RSA via openssl, Ed25519 via pynacl), and the Authentication-Results field of a stored
+message taken apart. (The test DNS server is dnsserver.DnsServer, with SERVFAIL on demand; the
+sink for outbound mail is outbound_support.FakeSmtp.)
 """
 
 from __future__ import annotations
 
 import base64
 import re
-import socket
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dkim  # dkimpy: an implementation independent of sealpost's (mail-auth)
 import nacl.signing  # dkimpy signs and verifies Ed25519 (RFC 8463) with pynacl
-from dnslib import QTYPE, RCODE, DNSHeader, DNSRecord
+from dnslib import QTYPE, DNSRecord
 
 from dnsserver import DnsServer
-
-# --- DNS -----------------------------------------------------------------------------------------
-
-
-class AuthDns(DnsServer):
-    """DnsServer plus SERVFAIL on demand: every question about a name in `servfail` (any type)
-    gets SERVFAIL (and is logged in `queries` like any other). dnsserver.DnsServer has no such
-    switch yet; this is the piece the sender-authentication tests need (RFC 7208 §2.6.6
-    temperror, SECURITY-TESTS DA-08)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.servfail: set[str] = set()
-
-    def answer(self, request: DNSRecord, transport: str = "udp") -> DNSRecord:
-        if request.header.opcode == 0 and len(request.questions) == 1:
-            qname = str(request.q.qname).rstrip(".").lower()
-            if qname in self.servfail:
-                self.queries.append((transport, qname, QTYPE.get(request.q.qtype, str(request.q.qtype))))
-                reply = DNSRecord(DNSHeader(id=request.header.id, qr=1, aa=0, ra=0, rd=request.header.rd),
-                                  q=request.q)
-                reply.header.rcode = RCODE.SERVFAIL
-                return reply
-        return super().answer(request, transport)
-
-    def set_txt(self, name: str, *records: str) -> None:
-        """The TXT records of `name`, each split into character-strings of at most 255 octets
-        (RFC 7208 §3.3, RFC 6376 §3.6.2.2: a long record is several strings, concatenated)."""
-        self.set(name, "TXT", [[r[i:i + 255] for i in range(0, len(r), 255)] or [""] for r in records])
-
-    def asked(self, name: str, rtype: str | None = None) -> list[tuple[str, str, str]]:
-        """The logged questions about `name` (of type `rtype` if given)."""
-        name = name.rstrip(".").lower()
-        return [q for q in list(self.queries) if q[1] == name and (rtype is None or q[2] == rtype)]
-
 
 # --- DKIM keys and signatures (dkimpy) -----------------------------------------------------------
 
@@ -90,7 +53,7 @@ def ed25519_key() -> DkimKey:
     return DkimKey(b"ed25519-sha256", base64.b64encode(bytes(key)), f"v=DKIM1; k=ed25519; p={public}")
 
 
-def publish(dns: AuthDns, domain: str, selector: str, key: DkimKey) -> None:
+def publish(dns: DnsServer, domain: str, selector: str, key: DkimKey) -> None:
     dns.set_txt(f"{selector}._domainkey.{domain}", key.record)
 
 
@@ -241,112 +204,3 @@ def authserv_id_of(raw: str) -> str:
             continue
         break
     return re.split(r"[\s;]", body.strip(), maxsplit=1)[0]
-
-
-# --- an SMTP sink ------------------------------------------------------------------------------
-
-
-@dataclass
-class Delivery:
-    mail_from: str
-    rcpts: list[str]
-    data: bytes
-
-
-class Sink:
-    """A minimal SMTP server on 127.0.0.1:`port` (threads, no STARTTLS): accepts everything and
-    records each transaction with its envelope. Stands in for the MX of the report addresses."""
-
-    def __init__(self, port: int):
-        self.port = port
-        self.deliveries: list[Delivery] = []
-        self.errors: list[str] = []
-        self.stopping = threading.Event()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except (socket.timeout, TimeoutError):
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
-
-    def _session(self, conn: socket.socket) -> None:
-        buf = b""
-
-        def line() -> bytes | None:
-            nonlocal buf
-            while b"\r\n" not in buf:
-                if self.stopping.is_set():
-                    return None
-                try:
-                    chunk = conn.recv(65536)
-                except (socket.timeout, TimeoutError):
-                    continue
-                except OSError:
-                    return None
-                if not chunk:
-                    return None
-                buf += chunk
-            first, buf = buf.split(b"\r\n", 1)
-            return first
-
-        mail_from, rcpts = "", []
-        try:
-            conn.settimeout(0.2)
-            conn.sendall(b"220 sink.test ESMTP\r\n")
-            while True:
-                command = line()
-                if command is None:
-                    return
-                verb = command[:4].upper()
-                if verb in (b"EHLO", b"HELO"):
-                    conn.sendall(b"250-sink.test\r\n250 8BITMIME\r\n" if verb == b"EHLO" else b"250 sink.test\r\n")
-                elif verb == b"MAIL":
-                    m = re.search(rb"<([^>]*)>", command)
-                    mail_from, rcpts = (m[1].decode() if m else "?"), []
-                    conn.sendall(b"250 ok\r\n")
-                elif verb == b"RCPT":
-                    m = re.search(rb"<([^>]*)>", command)
-                    rcpts.append(m[1].decode() if m else "?")
-                    conn.sendall(b"250 ok\r\n")
-                elif verb in (b"RSET", b"NOOP"):
-                    conn.sendall(b"250 ok\r\n")
-                elif verb == b"DATA":
-                    conn.sendall(b"354 go ahead\r\n")
-                    data = []
-                    while True:
-                        text = line()
-                        if text is None:
-                            return
-                        if text == b".":
-                            break
-                        data.append(text[1:] if text.startswith(b".") else text)
-                    self.deliveries.append(Delivery(mail_from, rcpts, b"\r\n".join(data) + b"\r\n"))
-                    conn.sendall(b"250 queued\r\n")
-                elif verb == b"QUIT":
-                    conn.sendall(b"221 bye\r\n")
-                    return
-                else:
-                    conn.sendall(b"502 not implemented\r\n")
-        except Exception as error:  # noqa: BLE001 - recorded, never raised in the thread
-            self.errors.append(repr(error))
-        finally:
-            try:
-                conn.close()
-            except OSError:
-                pass
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.sock.close()
-        self.thread.join(2)

@@ -6,7 +6,7 @@ bounces; temporary failures stay queued and leave after `sealpost queue flush`; 
 middle of a delivery loses nothing; several messages to one domain share a connection.
 
 A's `[outbound] remote_port` is B's smtp port, so "the MX host" is whatever listens on that
-port at 127.0.0.1: B, nothing (connection refused), or a fake SMTP server of this file.
+port at 127.0.0.1: B, nothing (connection refused), or a fake SMTP server (outbound_support.FakeSmtp).
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import socket
-import threading
 import time
 
 import dkim  # dkimpy (+ pynacl for Ed25519, RFC 8463): installed by scripts/test
@@ -24,7 +22,7 @@ import pytest
 from dnslib import DNSRecord
 
 from dnsserver import DnsServer
-from outbound_support import queue_entries, wait_until
+from outbound_support import FakeSmtp, accepts, queue_entries, wait_until
 from harness import HOSTNAME, Instance, assert_ok, lines
 from maildb import MailDb, Stored, parse_headers
 from mailserver import (ALICE, BOB, SMTP_SERVICES, MailServer, configure, provision,
@@ -74,7 +72,7 @@ class Remote(MailServer):
 
     def wait_port_free(self, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
-        while _accepts(self.ports["smtp"]) and time.monotonic() < deadline:
+        while accepts(self.ports["smtp"]) and time.monotonic() < deadline:
             time.sleep(0.05)
 
 
@@ -136,14 +134,6 @@ def publish_dkim_keys(instance: Instance, dns: DnsServer, domain: str) -> None:
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def submit(mail: MailServer, marker: str, recipients: list[str], sender: str = ALICE,
@@ -234,129 +224,6 @@ def dns_txt(dns: DnsServer):
 
 def dkim_tags(value: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, _, v in (t.partition("=") for t in re.sub(r"\s+", "", value).split(";")) if k}
-
-
-# --- a fake remote MX ----------------------------------------------------------------------------
-
-
-class FakeSmtp:
-    """A minimal SMTP server on 127.0.0.1:`port` (threads): no STARTTLS, no PIPELINING. It
-    counts connections and messages; answers RCPT with `rcpt_reply`; with `hang_after_data` it
-    never answers the end of the data (a remote host stuck after receiving the message)."""
-
-    def __init__(self, port: int, hang_after_data: bool = False, rcpt_reply: bytes = b"250 ok"):
-        self.port = port
-        self.hang_after_data = hang_after_data
-        self.rcpt_reply = rcpt_reply
-        self.connections = 0
-        self.messages: list[bytes] = []
-        self.got_data = threading.Event()
-        self.stopping = threading.Event()
-        self.errors: list[str] = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                self.sock.bind(("127.0.0.1", port))
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.clients: list[socket.socket] = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except (socket.timeout, TimeoutError):
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            self.clients.append(conn)
-            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
-
-    def _session(self, conn: socket.socket) -> None:
-        buf = b""
-
-        def line() -> bytes | None:
-            nonlocal buf
-            while b"\r\n" not in buf:
-                if self.stopping.is_set():
-                    return None
-                try:
-                    chunk = conn.recv(65536)
-                except (socket.timeout, TimeoutError):
-                    continue
-                except OSError:
-                    return None
-                if not chunk:
-                    return None
-                buf += chunk
-            first, buf = buf.split(b"\r\n", 1)
-            return first
-
-        try:
-            conn.settimeout(0.2)
-            conn.sendall(b"220 fake.mx ESMTP\r\n")
-            while True:
-                command = line()
-                if command is None:
-                    return
-                verb = command[:4].upper()
-                if verb in (b"EHLO", b"HELO"):
-                    conn.sendall(b"250-fake.mx\r\n250 8BITMIME\r\n" if verb == b"EHLO" else b"250 fake.mx\r\n")
-                elif verb == b"RCPT":
-                    conn.sendall(self.rcpt_reply + b"\r\n")
-                elif verb in (b"MAIL", b"RSET", b"NOOP"):
-                    conn.sendall(b"250 ok\r\n")
-                elif verb == b"DATA":
-                    conn.sendall(b"354 go ahead\r\n")
-                    data = []
-                    while True:
-                        text = line()
-                        if text is None:
-                            return
-                        if text == b".":
-                            break
-                        data.append(text[1:] if text.startswith(b".") else text)
-                    self.messages.append(b"\r\n".join(data) + b"\r\n")
-                    self.got_data.set()
-                    if self.hang_after_data:
-                        self.stopping.wait()
-                        return
-                    conn.sendall(b"250 queued\r\n")
-                elif verb == b"QUIT":
-                    conn.sendall(b"221 bye\r\n")
-                    return
-                else:
-                    conn.sendall(b"502 not implemented\r\n")
-        except Exception as error:  # noqa: BLE001 - recorded, never raised in the thread
-            self.errors.append(repr(error))
-        finally:
-            try:
-                conn.close()
-            except OSError:
-                pass
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.sock.close()
-        for conn in self.clients:
-            try:
-                conn.close()
-            except OSError:
-                pass
-        self.thread.join(2)
-        deadline = time.monotonic() + 5
-        while _accepts(self.port) and time.monotonic() < deadline:
-            time.sleep(0.05)
 
 
 # --- a. delivered over STARTTLS, DKIM-signed ---------------------------------------------------------

@@ -4,12 +4,12 @@ and DMARC (RFC 7489) at the end of DATA, reported in one Authentication-Results 
 (RFC 8601) and enforced per the sender's DMARC policy and the receiving domain's
 `[sender_auth]` rules; DMARC aggregate reports (RFC 7489 §7.2, Appendix C).
 
-One server for the module; its resolver is a test DNS server (sender_auth_support.AuthDns,
+One server for the module; its resolver is a test DNS server (dnsserver.DnsServer,
 authoritative for every name) whose records each test sets under names of its own, so that no
 answer cached by the server from another test matters. Signatures come from dkimpy (an
 implementation independent of the server's); messages go in over a raw SMTP client or swaks
 from 127.0.0.1; what was stored is read from the SQLite store (maildb). The outbound queue
-delivers to a sink (sender_auth_support.Sink) on `[outbound] remote_port`, which the test
+delivers to a sink (outbound_support.FakeSmtp) on `[outbound] remote_port`, which the test
 DNS makes the MX of the report addresses.
 """
 
@@ -27,13 +27,14 @@ import xml.etree.ElementTree as ET
 import dkim
 import pytest
 
+from dnsserver import DnsServer
 from harness import HOSTNAME, Instance, assert_ok, free_port, lines
 from maildb import Stored, parse_headers
 from mailserver import (ALICE, BOB, ERIN, PASSWORDS, SMTP_SERVICES, MailServer, configure,
                         provision, stop_mail_server)
-from outbound_support import wait_until
-from sender_auth_support import (AuthDns, AuthResults, Sink, authserv_id_of, dkimpy_verifies,
-                                 ed25519_key, parse_results, publish, raw_fields, rsa_key, sign, tag)
+from outbound_support import FakeSmtp, wait_until
+from sender_auth_support import (AuthResults, authserv_id_of, dkimpy_verifies, ed25519_key, parse_results,
+                                 publish, raw_fields, rsa_key, sign, tag)
 from smtpclient import Reply, build_message, new_marker
 
 HELO = "client.sa.test"
@@ -50,7 +51,7 @@ REPORT_ARRIVE_TIMEOUT = 25.0  # the scheduler polls the store every 5 s for CLI-
 @pytest.fixture(scope="module")
 def dns():
     """Authoritative for every name (NXDOMAIN unless set), short TTLs, SERVFAIL on demand."""
-    server = AuthDns({}, zones=[""], ttl=1)
+    server = DnsServer({}, zones=[""], ttl=1)
     with server:
         yield server
 
@@ -61,11 +62,8 @@ def mx(sealpost_bin, certs, tmp_path_factory, dns) -> MailServer:
     mail to the sink's port; `forwarder.example` a trusted ARC sealer; second.example files
     p=reject failures as junk."""
     instance = Instance(sealpost_bin, tmp_path_factory.mktemp("sender-auth"), certs, services=SMTP_SERVICES)
-    settings = configure(instance)
-    instance.dns.stop()  # configure's own resolver stand-in: replaced by ours
-    instance.dns = dns
+    settings = configure(instance, dns=dns)
     sink_port = free_port()
-    instance.config.extra["dns"] = f'nameservers = ["{dns.nameserver}"]'
     instance.config.extra["outbound"] = f"remote_port = {sink_port}"
     instance.config.extra["sender_auth"] = f'trusted_arc_sealers = ["{TRUSTED_SEALER}"]'
     instance.config.extra[f'sender_auth.domain."{JUNK_DOMAIN}"'] = 'dmarc_reject = "junk"'
@@ -81,7 +79,7 @@ def mx(sealpost_bin, certs, tmp_path_factory, dns) -> MailServer:
 
 @pytest.fixture(scope="module")
 def sink(mx):
-    server = Sink(mx.sink_port)
+    server = FakeSmtp(mx.sink_port)
     yield server
     server.stop()
 
@@ -815,7 +813,7 @@ def drain_reports(mx) -> None:
     dmarc_cli(mx, "send", today())
 
 
-def reports_for(sink: Sink, domain: str) -> list:
+def reports_for(sink: FakeSmtp, domain: str) -> list:
     pattern = re.compile(rf"^Report Domain: {re.escape(domain)} Submitter: ", re.M)
     found = []
     for delivery in list(sink.deliveries):
@@ -935,3 +933,16 @@ def test_null_mx_sender_refused_at_mail_from(mx, dns):
         conn.ehlo(HELO)
         assert conn.mail(f"ceo@{other}").code == 250, conn.log()
         conn.cmd("QUIT")
+
+
+@pytest.mark.parametrize("stray", [b"X-no-colon-here", b":", b"bad name: value"])
+def test_stray_header_line_cannot_hide_the_from(mx, dns, stray):
+    """RFC 5322 §2.2: a header line that is no field makes parsers disagree on where the header
+    ends (one stops there, IMAP reads on to the empty line): a From after it must not escape
+    DMARC while the mail client shows it. Such a message is refused with 550 5.7.1."""
+    domain = "stray-from.example"
+    dns.set_txt(domain, SPF_ELSEWHERE)
+    dns.set_txt(f"_dmarc.{domain}", "v=DMARC1; p=reject")
+    marker = new_marker()
+    message = stray + b"\r\n" + msg(marker, f"ceo@{domain}")
+    refused(mx, "bounce@elsewhere.example", message, marker, 550, "5.7.1")

@@ -384,42 +384,34 @@ impl Resolver {
     /// The IPv4 addresses (A records) of `host`, CNAMEs followed; empty when it has none
     /// (NODATA or NXDOMAIN). SPF (RFC 7208 §5.3) asks one family, the client's.
     pub async fn ipv4(&self, host: &str) -> Result<Vec<Ipv4Addr>, DnsError> {
-        let records = self.records(host, RecordType::A).await?;
-        Ok(records
-            .iter()
-            .filter_map(|record| match &record.data {
-                RData::A(a) => Some(a.0),
-                _ => None,
-            })
-            .collect())
+        self.answers(host, RecordType::A, |data| match data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .await
     }
 
     /// The IPv6 addresses (AAAA records) of `host`; empty when it has none.
     pub async fn ipv6(&self, host: &str) -> Result<Vec<Ipv6Addr>, DnsError> {
-        let records = self.records(host, RecordType::AAAA).await?;
-        Ok(records
-            .iter()
-            .filter_map(|record| match &record.data {
-                RData::AAAA(aaaa) => Some(aaaa.0),
-                _ => None,
-            })
-            .collect())
+        self.answers(host, RecordType::AAAA, |data| match data {
+            RData::AAAA(aaaa) => Some(aaaa.0),
+            _ => None,
+        })
+        .await
     }
 
     /// The exchanges of the MX records at `name` by preference, as written (a null MX gives
     /// no exchange); empty when there are none. Unlike [`Resolver::mx`] this takes any name,
     /// such as an SPF macro expansion (RFC 7208 §5.4), and does not shuffle.
     pub async fn mx_exchanges(&self, name: &str) -> Result<Vec<String>, DnsError> {
-        let records = self.records(name, RecordType::MX).await?;
-        let mut exchanges: Vec<(u16, String)> = records
-            .iter()
-            .filter_map(|record| match &record.data {
+        let mut exchanges = self
+            .answers(name, RecordType::MX, |data| match data {
                 RData::MX(mx) if !mx.exchange.is_root() => {
                     Some((mx.preference, host_name(&mx.exchange)))
                 }
                 _ => None,
             })
-            .collect();
+            .await?;
         exchanges.sort_by_key(|(preference, _)| *preference);
         Ok(exchanges.into_iter().map(|(_, host)| host).collect())
     }
@@ -446,15 +438,25 @@ impl Resolver {
             .collect())
     }
 
-    /// The answer records of one type at `name`; empty on NODATA or NXDOMAIN.
-    async fn records(&self, name: &str, record_type: RecordType) -> Result<Vec<Record>, DnsError> {
+    /// What `pick` takes from the answer records of one type at `name` (CNAMEs are in the
+    /// answer too); empty on NODATA or NXDOMAIN.
+    async fn answers<T>(
+        &self,
+        name: &str,
+        record_type: RecordType,
+        pick: impl Fn(&RData) -> Option<T>,
+    ) -> Result<Vec<T>, DnsError> {
         let query = fqdn(name)?;
         let outcome = classify(
             name,
             bounded(self.deadline, self.plain.lookup(query, record_type)).await,
         )?;
         Ok(match outcome {
-            Outcome::Records(lookup) => lookup.answers().to_vec(),
+            Outcome::Records(lookup) => lookup
+                .answers()
+                .iter()
+                .filter_map(|record| pick(&record.data))
+                .collect(),
             Outcome::NoData | Outcome::NxDomain => Vec::new(),
         })
     }

@@ -155,7 +155,21 @@ fn report_id(day: &str) -> String {
     format!("{}.{random:016x}", day.replace('-', ""))
 }
 
-/// Queues the reports of one day, one per policy domain, and forgets their data.
+/// How long the data of a day whose report could not be sent for a temporary reason (DNS, the
+/// store) is kept for another try.
+const RETRY_DAYS: i64 = 3;
+
+/// What became of one domain's report.
+enum Sent {
+    Queued,
+    /// No destination may receive it (none in `rua`, none authorized, over every size
+    /// limit): its data is of no use.
+    Nowhere,
+}
+
+/// Queues the reports of one day, one per policy domain, and forgets their data once the
+/// report is queued or has nowhere to go. A temporary failure keeps the data for the next
+/// run, for [`RETRY_DAYS`] at most.
 async fn send_day(
     store: &dyn Store,
     dns: &dyn DnsLookup,
@@ -164,16 +178,33 @@ async fn send_day(
 ) -> Result<usize, CliError> {
     let mut queued = 0;
     for (domain, rows) in by_domain(store.dmarc_rows(day).await?) {
-        match queue_report(store, dns, reporter, day, &domain, &rows).await {
-            Ok(true) => queued += 1,
-            Ok(false) => {}
-            // One domain's bad data must not hold back the others' reports, nor come back
-            // every hour: logged and dropped.
-            Err(error) => tracing::warn!(%error, domain, day, "DMARC report not sent"),
+        let forget = match queue_report(store, dns, reporter, day, &domain, &rows).await {
+            Ok(Sent::Queued) => {
+                queued += 1;
+                true
+            }
+            Ok(Sent::Nowhere) => true,
+            Err(error) => {
+                let give_up = days_ago(day) >= RETRY_DAYS;
+                tracing::warn!(%error, domain, day, give_up, "DMARC report not sent");
+                give_up
+            }
+        };
+        if forget && let Err(error) = store.delete_dmarc_rows(day, &domain).await {
+            tracing::warn!(%error, domain, day, "DMARC report data not forgotten");
         }
-        store.delete_dmarc_rows(day, &domain).await?;
     }
     Ok(queued)
+}
+
+/// Whole days between `day` (YYYY-MM-DD) and today; 0 when it cannot be read.
+fn days_ago(day: &str) -> i64 {
+    match report::date_range(day) {
+        Ok(range) => {
+            (unix_now() - i64::try_from(range.begin).unwrap_or(i64::MAX)).div_euclid(86_400)
+        }
+        Err(_) => 0,
+    }
 }
 
 async fn queue_report(
@@ -183,9 +214,10 @@ async fn queue_report(
     day: &str,
     domain: &str,
     rows: &[DmarcReportRow],
-) -> Result<bool, anyhow::Error> {
+) -> Result<Sent, anyhow::Error> {
+    // The policy the report says was published: the same row the XML takes it from.
     let published = rows
-        .last()
+        .first()
         .map(|row| row.policy_published.as_str())
         .unwrap_or_default();
     let id = report_id(day);
@@ -193,8 +225,8 @@ async fn queue_report(
     let gz = report::gzip(&xml)?;
     // RFC 7489 §7.1: only destinations that accept reports for this domain; RFC 7489 §6.2:
     // not those whose size limit the report exceeds.
-    let recipients: Vec<String> = report::destinations(dns, domain, published)
-        .await
+    let recipients: Vec<String> = report::checked_destinations(dns, domain, published)
+        .await?
         .into_iter()
         .filter(|destination| {
             let fits = destination
@@ -208,7 +240,7 @@ async fn queue_report(
         .map(|destination| destination.address)
         .collect();
     if recipients.is_empty() {
-        return Ok(false);
+        return Ok(Sent::Nowhere);
     }
     let date = UtcDateTime::now().to_rfc5322();
     let message = report::report_message(reporter, domain, day, &id, &date, &recipients, &gz)?;
@@ -231,5 +263,5 @@ async fn queue_report(
         .accept_message(message.into(), unix_now(), &[], Some(envelope))
         .await?;
     tracing::info!(domain, day, to = %recipients.join(","), "DMARC aggregate report queued");
-    Ok(true)
+    Ok(Sent::Queued)
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::anyhow;
-use sealpost_config::{AuthRules, Config, FailureChoice, ServiceName};
+use sealpost_config::{Config, ServiceName};
 use sealpost_dns::Resolver;
 use sealpost_net::{CertPaths, CertStore, Handler, Limits, ListenerSpec, ServiceKind};
 use sealpost_queue::deliver::DeliveryOptions;
@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use sealpost_imap::service::ImapService;
 use sealpost_pop3::service::Pop3Service;
-use sealpost_sender_auth::{DomainPolicy, FailureAction, Policies, SenderAuth};
+use sealpost_sender_auth::SenderAuth;
 use sealpost_smtp::service::{InboundAuth, SmtpLimits, SmtpService};
 use sealpost_store::authenticate::Authenticator;
 use sealpost_store::{Directory, RecentSubmissions, Store};
@@ -182,35 +182,10 @@ fn scheduler(
 /// Sender authentication on port 25 (`[sender_auth]`), over the `[dns]` resolver.
 fn inbound_auth(config: &Config, resolver: &Resolver) -> Option<InboundAuth> {
     let settings = &config.sender_auth;
-    if !settings.enabled {
-        return None;
-    }
-    Some(InboundAuth {
+    settings.enabled.then(|| InboundAuth {
         checker: Arc::new(SenderAuth::new(resolver)),
-        policies: Policies {
-            default: domain_policy(&settings.rules),
-            domains: settings
-                .domains
-                .iter()
-                .map(|(domain, rules)| (domain.clone(), domain_policy(rules)))
-                .collect(),
-        },
+        rules: settings.clone(),
     })
-}
-
-fn domain_policy(rules: &AuthRules) -> DomainPolicy {
-    let action = |choice: FailureChoice| match choice {
-        FailureChoice::Reject => FailureAction::Reject,
-        FailureChoice::Junk => FailureAction::Junk,
-        FailureChoice::Deliver => FailureAction::Deliver,
-    };
-    DomainPolicy {
-        on_dmarc_reject: action(rules.dmarc_reject),
-        on_dmarc_quarantine: action(rules.dmarc_quarantine),
-        defer_on_temperror: rules.defer_on_temperror,
-        reject_ambiguous_from: rules.reject_ambiguous_from,
-        trusted_arc_sealers: rules.trusted_arc_sealers.clone(),
-    }
 }
 
 /// The handler of each configured service: SMTP on its three ports, POP3 and IMAP on two each.

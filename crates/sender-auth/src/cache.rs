@@ -80,7 +80,12 @@ impl ResolverCache<Box<str>, Txt> for KeyCache {
     fn insert(&self, key: Box<str>, value: Txt, valid_until: Instant) {
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= MAX_ENTRIES {
-                entries.clear();
+                // The expired go first; only a cache full of live keys starts again empty.
+                let now = Instant::now();
+                entries.retain(|_, (_, until)| *until > now);
+                if entries.len() >= MAX_ENTRIES {
+                    entries.clear();
+                }
             }
             entries.insert(key, (value, valid_until));
         }

@@ -7,6 +7,8 @@
 //! - a signature whose `l=` leaves part of the body unsigned is `policy`, never `pass`,
 //!   so that DMARC does not vouch for content added after signing (RFC 6376 §8.2).
 
+use std::time::Duration;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use mail_auth::common::crypto::Algorithm;
@@ -121,43 +123,65 @@ pub(crate) fn limit_signatures(message: &[u8]) -> (Option<Vec<u8>>, Vec<DkimVerd
     (Some(fields::without(message, &dropped)), verdicts)
 }
 
-/// Verifies the DKIM signatures of `message` (already bounded by [`limit_signatures`]).
+/// Verifies the DKIM signatures of `message` (already bounded by [`limit_signatures`]), side
+/// by side, each within `budget`: a signature whose key cannot be had in time is temperror,
+/// the others keep their verdicts.
 pub(crate) async fn verify(
     authenticator: &MessageAuthenticator,
     keys: &KeyCache,
     message: &AuthenticatedMessage<'_>,
+    budget: Duration,
 ) -> Vec<DkimVerdict> {
     let mut verdicts = Vec::new();
-    // RFC 8301 §3.1: "Verifiers MUST NOT consider signatures using RSA-SHA1 at any time as
-    // valid": judged here, without fetching the key.
-    let mut accepted = message.clone();
-    accepted.dkim_headers.retain(|header| {
-        if header.header.a == Algorithm::RsaSha1 {
+    let mut checks = Vec::new();
+    for header in &message.dkim_headers {
+        let signature = &header.header;
+        // RFC 8301 §3.1: "Verifiers MUST NOT consider signatures using RSA-SHA1 at any time
+        // as valid": judged here, without fetching the key.
+        if signature.a == Algorithm::RsaSha1 {
             verdicts.push(DkimVerdict::of(
-                &header.header,
+                signature,
                 DkimResult::Fail,
                 "rsa-sha1 is not accepted (RFC 8301)",
             ));
-            false
-        } else {
-            true
+            continue;
         }
-    });
-    let outputs = authenticator
-        .verify_dkim(Parameters::new(&accepted).with_txt_cache(keys))
-        .await;
-    let body = message.raw_body();
-    verdicts.extend(outputs.iter().map(|output| judge(output, body, keys)));
+        // The message as mail-auth sees it with this one signature (body hashes are shared).
+        let mut single = message.clone();
+        single.dkim_headers = vec![header.clone()];
+        single.errors.clear();
+        checks.push(async move {
+            let check = async {
+                let outputs = authenticator
+                    .verify_dkim(Parameters::new(&single).with_txt_cache(keys))
+                    .await;
+                outputs
+                    .iter()
+                    .map(|output| judge(output, single.raw_body(), keys))
+                    .collect::<Vec<_>>()
+            };
+            match tokio::time::timeout(budget, check).await {
+                Ok(judged) => judged,
+                Err(_) => vec![DkimVerdict::of(
+                    signature,
+                    DkimResult::TempError,
+                    "DNS too slow",
+                )],
+            }
+        });
+    }
+    // Fields mail-auth could not parse: RFC 6376 §6.1.1 PERMFAIL, no key to fetch.
+    verdicts.extend(
+        message
+            .errors
+            .iter()
+            .filter(|error| error.name.eq_ignore_ascii_case(b"DKIM-Signature"))
+            .map(|error| DkimVerdict::unparsed(DkimResult::PermError, error.header.to_string())),
+    );
+    for judged in futures_util::future::join_all(checks).await {
+        verdicts.extend(judged);
+    }
     verdicts
-}
-
-/// Every signature of `message` as temperror: the keys could not be had in time.
-pub(crate) fn timed_out(message: &AuthenticatedMessage<'_>) -> Vec<DkimVerdict> {
-    message
-        .dkim_headers
-        .iter()
-        .map(|header| DkimVerdict::of(&header.header, DkimResult::TempError, "DNS too slow"))
-        .collect()
 }
 
 /// One mail-auth outcome in RFC 8601 terms, with the `l=` rule applied.

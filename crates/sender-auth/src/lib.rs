@@ -13,7 +13,7 @@ pub mod arc;
 mod cache;
 pub mod dkim;
 pub mod dmarc;
-mod fields;
+pub mod fields;
 pub mod iprev;
 pub mod lookup;
 pub mod policy;
@@ -33,7 +33,8 @@ pub use dkim::{DkimResult, DkimVerdict};
 pub use dmarc::{DmarcResult, DmarcVerdict};
 pub use iprev::{IprevResult, IprevVerdict};
 pub use lookup::{DnsLookup, MemoryZone, TemporaryDnsError};
-pub use policy::{Disposition, DomainPolicy, FailureAction, Policies};
+pub use policy::Disposition;
+pub use sealpost_config::{AuthRules, FailureChoice, SenderAuthConfig};
 pub use spf::{SpfLimits, SpfResult, SpfVerdict};
 
 /// How long one check (SPF; DKIM; ARC; iprev; the DMARC record) may take in all, whatever
@@ -62,6 +63,9 @@ pub struct FromFields {
     pub fields: usize,
     /// The domain of every address in them, lower case.
     pub domains: Vec<String>,
+    /// A line of the header section is neither a field nor a continuation: readers disagree
+    /// on which fields there are ([`fields::is_well_formed`]).
+    pub malformed_header: bool,
 }
 
 /// Every verdict about one message.
@@ -151,19 +155,29 @@ impl SenderAuth {
     /// checks run side by side, each bounded by [`CHECK_BUDGET`], so that a dead name server
     /// costs the client one budget, not one per lookup.
     pub async fn assess(&self, client: &Client, spf: SpfVerdict, message: &[u8]) -> Assessment {
+        self.assess_with(client, std::future::ready(spf), message)
+            .await
+    }
+
+    /// As [`SenderAuth::assess`], with the SPF check still running (started at MAIL FROM):
+    /// it is awaited beside the other checks, since only DMARC needs its verdict.
+    pub async fn assess_with(
+        &self,
+        client: &Client,
+        spf: impl Future<Output = SpfVerdict>,
+        message: &[u8],
+    ) -> Assessment {
         let bounded = bound(message);
         let verified = bounded.message.as_deref().unwrap_or(message);
         let parsed = AuthenticatedMessage::parse_with_opts(verified, None, false);
         let from = from_fields(verified, parsed.as_ref());
 
         let dkim = async {
-            let Some(parsed) = &parsed else {
-                return Vec::new();
-            };
-            let check = dkim::verify(&self.authenticator, &self.keys, parsed);
-            match tokio::time::timeout(CHECK_BUDGET, check).await {
-                Ok(verdicts) => verdicts,
-                Err(_) => dkim::timed_out(parsed),
+            match &parsed {
+                Some(parsed) => {
+                    dkim::verify(&self.authenticator, &self.keys, parsed, CHECK_BUDGET).await
+                }
+                None => Vec::new(),
             }
         };
         let arc = async {
@@ -195,7 +209,7 @@ impl SenderAuth {
                 .await
                 .unwrap_or_else(|_| dmarc::Discovery::timed_out(&from.domains))
         };
-        let (mut dkim, arc, iprev, discovery) = tokio::join!(dkim, arc, iprev, discovery);
+        let (spf, mut dkim, arc, iprev, discovery) = tokio::join!(spf, dkim, arc, iprev, discovery);
         dkim.extend(bounded.skipped_signatures);
 
         let dkim_pass_domains: Vec<String> = dkim
@@ -291,5 +305,9 @@ fn from_fields(message: &[u8], parsed: Option<&AuthenticatedMessage<'_>>) -> Fro
                 .collect()
         })
         .unwrap_or_default();
-    FromFields { fields, domains }
+    FromFields {
+        fields,
+        domains,
+        malformed_header: !fields::is_well_formed(message),
+    }
 }

@@ -1,71 +1,14 @@
 //! What happens to a message once it is judged: delivered, filed as junk, refused at the end
-//! of DATA, or deferred. The rules are the receiving domain's, with safe defaults.
+//! of DATA, or deferred. The rules are the receiving domain's (`[sender_auth]` and its
+//! per-domain tables, [`sealpost_config::SenderAuthConfig::rules_for`]), with safe defaults.
+
+use sealpost_config::{AuthRules, FailureChoice};
 
 use crate::Assessment;
 use crate::arc::ArcResult;
 use crate::dkim::DkimResult;
 use crate::dmarc::{self, DmarcResult, Policy};
 use crate::spf::SpfResult;
-
-/// What to do with a message whose DMARC check failed under a given policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureAction {
-    /// 550 5.7.1 at the end of DATA: nothing is stored.
-    Reject,
-    /// Delivered to the recipient's Junk mailbox.
-    Junk,
-    /// Delivered as usual (the Authentication-Results field still says fail).
-    Deliver,
-}
-
-/// The rules of one receiving domain (`[sender_auth]`, `[sender_auth.domains."…"]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DomainPolicy {
-    /// DMARC fail where the sender's domain asks for p=reject (RFC 7489 §6.3).
-    pub on_dmarc_reject: FailureAction,
-    /// DMARC fail where the sender's domain asks for p=quarantine.
-    pub on_dmarc_quarantine: FailureAction,
-    /// Answer 451 when a DNS failure leaves open whether the sender's DMARC policy rejects
-    /// or quarantines this message; `false` delivers it (to the inbox) instead.
-    pub defer_on_temperror: bool,
-    /// RFC 5322 §3.6 / RFC 7489 §6.6.1: refuse messages with several From fields, or a From
-    /// naming several domains or none (the DMARC identity must be unambiguous).
-    pub reject_ambiguous_from: bool,
-    /// Forwarders (ARC sealer domains, RFC 8617 §7.2) whose valid seal stands in for a
-    /// DMARC failure caused by forwarding: such mail is delivered as usual.
-    pub trusted_arc_sealers: Vec<String>,
-}
-
-impl Default for DomainPolicy {
-    fn default() -> Self {
-        Self {
-            on_dmarc_reject: FailureAction::Reject,
-            on_dmarc_quarantine: FailureAction::Junk,
-            defer_on_temperror: true,
-            reject_ambiguous_from: true,
-            trusted_arc_sealers: Vec::new(),
-        }
-    }
-}
-
-/// The rules of every receiving domain: one default, and those of domains with their own.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Policies {
-    pub default: DomainPolicy,
-    /// (domain in lower case, its rules).
-    pub domains: Vec<(String, DomainPolicy)>,
-}
-
-impl Policies {
-    /// The rules for mail to `domain`.
-    pub fn for_domain(&self, domain: &str) -> &DomainPolicy {
-        let domain = domain.trim_end_matches('.');
-        self.domains
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(domain))
-            .map_or(&self.default, |(_, policy)| policy)
-    }
-}
 
 /// The decision for one message and one receiving domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +40,7 @@ impl Disposition {
     }
 }
 
-pub fn decide(policy: &DomainPolicy, assessment: &Assessment) -> Disposition {
+pub fn decide(policy: &AuthRules, assessment: &Assessment) -> Disposition {
     if policy.reject_ambiguous_from
         && let Some(problem) = from_problem(assessment)
     {
@@ -126,6 +69,13 @@ pub fn decide(policy: &DomainPolicy, assessment: &Assessment) -> Disposition {
 /// RFC 7489 §6.6.1: exactly one author domain, or the message is refused.
 fn from_problem(assessment: &Assessment) -> Option<String> {
     let from = &assessment.from;
+    if from.malformed_header {
+        // RFC 5322 §2.2: a header line that is no field lets a From hide from one parser and
+        // show in another.
+        return Some(
+            "the header section has a line that is not a header field (RFC 5322 §2.2)".to_string(),
+        );
+    }
     // No From at all shows no author to be fooled by: DMARC does not apply (result none) and
     // the message is delivered, as mail from scripts often lacks one.
     if from.fields == 0 {
@@ -144,14 +94,14 @@ fn from_problem(assessment: &Assessment) -> Option<String> {
     }
 }
 
-fn failed(policy: &DomainPolicy, assessment: &Assessment) -> Disposition {
+fn failed(policy: &AuthRules, assessment: &Assessment) -> Disposition {
     let verdict = &assessment.dmarc;
     let action = match verdict.disposition {
         Policy::None => return Disposition::Deliver,
-        Policy::Reject => policy.on_dmarc_reject,
-        Policy::Quarantine => policy.on_dmarc_quarantine,
+        Policy::Reject => policy.dmarc_reject,
+        Policy::Quarantine => policy.dmarc_quarantine,
     };
-    if action == FailureAction::Deliver {
+    if action == FailureChoice::Deliver {
         return Disposition::Deliver;
     }
     // RFC 8617 §7.2: a forwarder we trust vouches, with a valid chain, for what it saw.
@@ -180,9 +130,9 @@ fn failed(policy: &DomainPolicy, assessment: &Assessment) -> Disposition {
         verdict.requested.as_str()
     );
     match action {
-        FailureAction::Reject => Disposition::Reject { reason },
-        FailureAction::Junk => Disposition::Junk { reason },
-        FailureAction::Deliver => Disposition::Deliver,
+        FailureChoice::Reject => Disposition::Reject { reason },
+        FailureChoice::Junk => Disposition::Junk { reason },
+        FailureChoice::Deliver => Disposition::Deliver,
     }
 }
 
@@ -206,7 +156,7 @@ fn aligned_check_incomplete(assessment: &Assessment) -> bool {
 /// RFC 7489 Appendix C `PolicyOverrideType`: why a failing message was treated more mildly
 /// than its domain asked, for the aggregate report; `None` when it was not.
 pub fn override_reason(
-    policy: &DomainPolicy,
+    policy: &AuthRules,
     assessment: &Assessment,
     applied: &Disposition,
 ) -> Option<&'static str> {

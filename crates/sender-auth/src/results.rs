@@ -43,7 +43,7 @@ fn build(authserv_id: &str, assessment: &Assessment, disposition: &str) -> Strin
     let mut line = format!(
         "iprev={} policy.iprev={}",
         iprev.result.as_str(),
-        iprev.address
+        value(&iprev.address.to_string())
     );
     if let Some(name) = &iprev.name {
         line.push_str(&format!(" ({})", comment(name)));
@@ -121,7 +121,10 @@ fn build(authserv_id: &str, assessment: &Assessment, disposition: &str) -> Strin
         }
         line.push_str(&format!(" ({})", comment(&note)));
         // RFC 8617 §10.2: smtp.remote-ip names the client the chain was judged for.
-        line.push_str(&format!(" smtp.remote-ip={}", iprev.address));
+        line.push_str(&format!(
+            " smtp.remote-ip={}",
+            value(&iprev.address.to_string())
+        ));
     }
     results.push(line);
 

@@ -8,11 +8,12 @@ mod support;
 use std::net::Ipv4Addr;
 
 use sealpost_sender_auth::dmarc::Policy;
-use sealpost_sender_auth::policy::{self, Disposition, DomainPolicy, FailureAction};
+use sealpost_sender_auth::policy::{self, Disposition};
 use sealpost_sender_auth::{
     ArcResult, Assessment, DkimResult, DmarcResult, IprevResult, MAX_ARC_SETS, MemoryZone,
     SpfResult, results,
 };
+use sealpost_sender_auth::{AuthRules, FailureChoice};
 use support::{AUTHSERV_ID, CLIENT_IP, Vector, assert_golden, checker, client, result_lines};
 
 fn reason(disposition: &Disposition) -> &str {
@@ -67,11 +68,11 @@ async fn spf_and_aligned_dkim_pass_dmarc_and_the_message_is_delivered() {
     assert!(assessment.dmarc.spf_aligned && assessment.dmarc.dkim_aligned);
     assert_eq!(assessment.from.domains, ["football.example.com"]);
     assert_eq!(
-        policy::decide(&DomainPolicy::default(), &assessment),
+        policy::decide(&AuthRules::default(), &assessment),
         Disposition::Deliver
     );
     assert_eq!(
-        policy::override_reason(&DomainPolicy::default(), &assessment, &Disposition::Deliver),
+        policy::override_reason(&AuthRules::default(), &assessment, &Disposition::Deliver),
         None
     );
     // One DMARC query: the record is at the From domain itself.
@@ -150,7 +151,7 @@ async fn assess_unsigned(dmarc_record: &str) -> Assessment {
 async fn dmarc_fail_under_p_reject_is_rejected() {
     let assessment = assess_unsigned("v=DMARC1; p=reject").await;
     assert_eq!(assessment.dmarc.result, DmarcResult::Fail);
-    let policy = DomainPolicy::default();
+    let policy = AuthRules::default();
     let disposition = policy::decide(&policy, &assessment);
     assert_eq!(
         disposition,
@@ -176,13 +177,13 @@ async fn dmarc_fail_under_p_reject_is_rejected() {
 #[tokio::test]
 async fn dmarc_fail_under_p_quarantine_is_junk() {
     let assessment = assess_unsigned("v=DMARC1; p=quarantine").await;
-    let disposition = policy::decide(&DomainPolicy::default(), &assessment);
+    let disposition = policy::decide(&AuthRules::default(), &assessment);
     assert!(
         matches!(disposition, Disposition::Junk { .. }),
         "{disposition:?}"
     );
     assert_eq!(
-        policy::override_reason(&DomainPolicy::default(), &assessment, &disposition),
+        policy::override_reason(&AuthRules::default(), &assessment, &disposition),
         None
     );
 }
@@ -191,10 +192,10 @@ async fn dmarc_fail_under_p_quarantine_is_junk() {
 async fn dmarc_fail_under_p_none_is_delivered() {
     let assessment = assess_unsigned("v=DMARC1; p=none").await;
     assert_eq!(assessment.dmarc.result, DmarcResult::Fail);
-    let disposition = policy::decide(&DomainPolicy::default(), &assessment);
+    let disposition = policy::decide(&AuthRules::default(), &assessment);
     assert_eq!(disposition, Disposition::Deliver);
     assert_eq!(
-        policy::override_reason(&DomainPolicy::default(), &assessment, &disposition),
+        policy::override_reason(&AuthRules::default(), &assessment, &disposition),
         None
     );
 }
@@ -206,7 +207,7 @@ async fn pct_zero_turns_reject_into_junk_sampled_out() {
     let assessment = assess_unsigned("v=DMARC1; p=reject; pct=0").await;
     assert_eq!(assessment.dmarc.requested, Policy::Reject);
     assert_eq!(assessment.dmarc.disposition, Policy::Quarantine);
-    let policy = DomainPolicy::default();
+    let policy = AuthRules::default();
     let disposition = policy::decide(&policy, &assessment);
     assert!(
         matches!(disposition, Disposition::Junk { .. }),
@@ -222,9 +223,9 @@ async fn pct_zero_turns_reject_into_junk_sampled_out() {
 #[tokio::test]
 async fn a_local_policy_of_junk_for_p_reject_is_a_local_policy_override() {
     let assessment = assess_unsigned("v=DMARC1; p=reject").await;
-    let policy = DomainPolicy {
-        on_dmarc_reject: FailureAction::Junk,
-        ..DomainPolicy::default()
+    let policy = AuthRules {
+        dmarc_reject: FailureChoice::Junk,
+        ..AuthRules::default()
     };
     let disposition = policy::decide(&policy, &assessment);
     assert_eq!(
@@ -285,10 +286,10 @@ async fn assess_forwarded() -> Assessment {
 #[tokio::test]
 async fn a_trusted_arc_sealer_turns_a_dmarc_reject_into_delivery() {
     let assessment = assess_forwarded().await;
-    let policy = DomainPolicy {
+    let policy = AuthRules {
         // Case and a final dot do not matter.
         trusted_arc_sealers: vec!["Google.COM.".to_string()],
-        ..DomainPolicy::default()
+        ..AuthRules::default()
     };
     let disposition = policy::decide(&policy, &assessment);
     assert_eq!(disposition, Disposition::Deliver);
@@ -307,9 +308,9 @@ async fn a_trusted_arc_sealer_turns_a_dmarc_reject_into_delivery() {
 async fn an_untrusted_arc_sealer_changes_nothing() {
     let assessment = assess_forwarded().await;
     for trusted in [vec![], vec!["forwarder.example".to_string()]] {
-        let policy = DomainPolicy {
+        let policy = AuthRules {
             trusted_arc_sealers: trusted,
-            ..DomainPolicy::default()
+            ..AuthRules::default()
         };
         let disposition = policy::decide(&policy, &assessment);
         assert!(is_reject(&disposition), "{disposition:?}");
@@ -435,7 +436,7 @@ async fn assess_with_failing_dmarc() -> Assessment {
 #[tokio::test]
 async fn a_dmarc_lookup_failure_defers_by_default() {
     let assessment = assess_with_failing_dmarc().await;
-    let disposition = policy::decide(&DomainPolicy::default(), &assessment);
+    let disposition = policy::decide(&AuthRules::default(), &assessment);
     assert_eq!(
         disposition,
         Disposition::Defer {
@@ -449,9 +450,9 @@ async fn a_dmarc_lookup_failure_defers_by_default() {
 #[tokio::test]
 async fn a_dmarc_lookup_failure_is_delivered_when_the_domain_does_not_defer() {
     let assessment = assess_with_failing_dmarc().await;
-    let policy = DomainPolicy {
+    let policy = AuthRules {
         defer_on_temperror: false,
-        ..DomainPolicy::default()
+        ..AuthRules::default()
     };
     assert_eq!(policy::decide(&policy, &assessment), Disposition::Deliver);
 }
@@ -468,7 +469,7 @@ async fn an_spf_temperror_on_the_aligned_domain_defers_a_dmarc_reject() {
     let assessment = support::assess(&checker, &client, UNSIGNED).await;
     assert_eq!(assessment.spf.result, SpfResult::TempError);
     assert_eq!(assessment.dmarc.result, DmarcResult::Fail);
-    let disposition = policy::decide(&DomainPolicy::default(), &assessment);
+    let disposition = policy::decide(&AuthRules::default(), &assessment);
     assert_eq!(
         disposition,
         Disposition::Defer {
@@ -476,9 +477,9 @@ async fn an_spf_temperror_on_the_aligned_domain_defers_a_dmarc_reject() {
         }
     );
     // Without deferral, the policy applies.
-    let policy = DomainPolicy {
+    let policy = AuthRules {
         defer_on_temperror: false,
-        ..DomainPolicy::default()
+        ..AuthRules::default()
     };
     assert!(is_reject(&policy::decide(&policy, &assessment)));
 }
@@ -494,7 +495,7 @@ async fn an_spf_temperror_on_another_domain_does_not_defer() {
     let assessment = support::assess(&checker, &client, UNSIGNED).await;
     assert_eq!(assessment.spf.result, SpfResult::TempError);
     assert!(is_reject(&policy::decide(
-        &DomainPolicy::default(),
+        &AuthRules::default(),
         &assessment
     )));
 }
@@ -519,7 +520,7 @@ async fn assess_from(from_fields: &str) -> Assessment {
 async fn two_from_fields_are_rejected() {
     let assessment = assess_from("From: a@x.test\r\nFrom: b@ext.test\r\n").await;
     assert_eq!(assessment.from.fields, 2);
-    let disposition = policy::decide(&DomainPolicy::default(), &assessment);
+    let disposition = policy::decide(&AuthRules::default(), &assessment);
     assert_eq!(
         disposition,
         Disposition::Reject {
@@ -534,7 +535,7 @@ async fn a_from_field_with_two_domains_is_rejected() {
     assert_eq!(assessment.from.fields, 1);
     assert_eq!(assessment.from.domains, ["x.test", "ext.test"]);
     assert_eq!(assessment.dmarc.result, DmarcResult::PermError);
-    let disposition = policy::decide(&DomainPolicy::default(), &assessment);
+    let disposition = policy::decide(&AuthRules::default(), &assessment);
     assert_eq!(
         reason(&disposition),
         "the From header field names several domains (RFC 7489 §6.6.1)"
@@ -557,7 +558,7 @@ async fn a_from_field_without_an_address_is_rejected() {
     let assessment = assess_from("From: \"ceo@local.test\" <>\r\n").await;
     assert_eq!(assessment.from.fields, 1);
     assert!(assessment.from.domains.is_empty(), "{:?}", assessment.from);
-    let disposition = policy::decide(&DomainPolicy::default(), &assessment);
+    let disposition = policy::decide(&AuthRules::default(), &assessment);
     assert_eq!(
         reason(&disposition),
         "the From header field has no address with a domain"
@@ -571,7 +572,7 @@ async fn a_message_without_from_is_delivered() {
     assert_eq!(assessment.from.fields, 0);
     assert!(assessment.from.domains.is_empty());
     assert_eq!(
-        policy::decide(&DomainPolicy::default(), &assessment),
+        policy::decide(&AuthRules::default(), &assessment),
         Disposition::Deliver
     );
 }
@@ -647,7 +648,7 @@ Authentication-Results: mx.receiver.example; dkim=pass (in the body: kept)\r\n"
     assert_eq!(assessment.dkim, []);
     assert_eq!(assessment.dmarc.result, DmarcResult::Fail);
     assert!(is_reject(&policy::decide(
-        &DomainPolicy::default(),
+        &AuthRules::default(),
         &assessment
     )));
 }
@@ -667,4 +668,28 @@ async fn a_null_mx_sender_domain_is_recognised() {
     assert!(!checker.sender_has_null_mx("ceo@nomx.ext.test").await);
     assert!(!checker.sender_has_null_mx("ceo@broken.ext.test").await);
     assert!(!checker.sender_has_null_mx("no-domain").await);
+}
+
+/// A stray line in the header section (no colon, or an empty name) must not hide the From
+/// after it from DMARC while mail clients still show it: such a message is refused.
+#[tokio::test]
+async fn a_stray_header_line_cannot_hide_the_from() {
+    let zone = MemoryZone::new().txt("_dmarc.paypal.example", "v=DMARC1; p=reject");
+    let (checker, _zone) = checker(zone);
+    let client = client(CLIENT_IP, "client.example", Some("x@attacker.example"));
+    for message in [
+        &b"X\r\nFrom: ceo@paypal.example\r\nSubject: hi\r\n\r\nbody\r\n"[..],
+        b":\r\nFrom: ceo@paypal.example\r\nSubject: hi\r\n\r\nbody\r\n",
+    ] {
+        let assessment = support::assess(&checker, &client, message).await;
+        assert!(assessment.from.malformed_header);
+        assert_eq!(
+            assessment.from.fields, 1,
+            "the From after the stray line is seen"
+        );
+        assert!(matches!(
+            policy::decide(&AuthRules::default(), &assessment),
+            Disposition::Reject { .. }
+        ));
+    }
 }

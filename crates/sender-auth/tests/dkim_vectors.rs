@@ -17,8 +17,9 @@ use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::{Canonicalization, DkimSigner};
 use rcgen::{KeyPair, PKCS_ED25519, PKCS_RSA_SHA256, PublicKeyData, RsaKeySize};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use sealpost_sender_auth::AuthRules;
 use sealpost_sender_auth::dkim::MAX_SIGNATURES;
-use sealpost_sender_auth::policy::{self, Disposition, DomainPolicy};
+use sealpost_sender_auth::policy::{self, Disposition};
 use sealpost_sender_auth::{Assessment, DkimResult, DmarcResult, MemoryZone};
 use support::{CLIENT_IP, Vector, assert_golden, checker, client, dkim_lines};
 
@@ -346,7 +347,7 @@ async fn text_appended_past_the_body_length_is_policy_and_not_counted_by_dmarc()
         assert_eq!(assessment.dmarc.result, DmarcResult::Fail, "{algorithm}");
         assert!(!assessment.dmarc.dkim_aligned);
         assert!(matches!(
-            policy::decide(&DomainPolicy::default(), &assessment),
+            policy::decide(&AuthRules::default(), &assessment),
             Disposition::Reject { .. }
         ));
     }

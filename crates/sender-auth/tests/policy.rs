@@ -1,17 +1,18 @@
 //! The receiving domain's policy over hand-built assessments: every branch of
 //! [`policy::decide`] and [`policy::override_reason`] (RFC 7489 §6.6.4 and Appendix C,
-//! RFC 8617 §7.2, SECURITY-TESTS DA-08 and DA-13), and [`Policies::for_domain`].
+//! RFC 8617 §7.2, SECURITY-TESTS DA-08 and DA-13), and [`SenderAuthConfig::rules_for`].
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use sealpost_sender_auth::dmarc::{DmarcRecord, Policy};
-use sealpost_sender_auth::policy::{self, Disposition, DomainPolicy, FailureAction, Policies};
+use sealpost_sender_auth::policy::{self, Disposition};
 use sealpost_sender_auth::spf::SpfIdentity;
 use sealpost_sender_auth::{
     ArcResult, ArcVerdict, Assessment, DkimResult, DkimVerdict, DmarcResult, DmarcVerdict,
     FromFields, IprevResult, IprevVerdict, SpfResult, SpfVerdict,
 };
+use sealpost_sender_auth::{AuthRules, FailureChoice, SenderAuthConfig};
 
 const FROM: &str = "sender.test";
 
@@ -48,6 +49,7 @@ fn passing() -> Assessment {
         from: FromFields {
             fields: 1,
             domains: vec![FROM.to_string()],
+            malformed_header: false,
         },
     }
 }
@@ -101,6 +103,7 @@ fn with_from(mut assessment: Assessment, fields: usize, domains: &[&str]) -> Ass
     assessment.from = FromFields {
         fields,
         domains: domains.iter().map(|domain| domain.to_string()).collect(),
+        malformed_header: false,
     };
     assessment
 }
@@ -121,10 +124,10 @@ fn with_dmarc_result(mut assessment: Assessment, result: DmarcResult) -> Assessm
     assessment
 }
 
-fn trusting(sealers: &[&str]) -> DomainPolicy {
-    DomainPolicy {
+fn trusting(sealers: &[&str]) -> AuthRules {
+    AuthRules {
         trusted_arc_sealers: sealers.iter().map(|sealer| sealer.to_string()).collect(),
-        ..DomainPolicy::default()
+        ..AuthRules::default()
     }
 }
 
@@ -156,9 +159,9 @@ const TEMPERROR: &str = "DNS failure while authenticating mail from sender.test"
 
 #[test]
 fn the_defaults_are_safe() {
-    let policy = DomainPolicy::default();
-    assert_eq!(policy.on_dmarc_reject, FailureAction::Reject);
-    assert_eq!(policy.on_dmarc_quarantine, FailureAction::Junk);
+    let policy = AuthRules::default();
+    assert_eq!(policy.dmarc_reject, FailureChoice::Reject);
+    assert_eq!(policy.dmarc_quarantine, FailureChoice::Junk);
     assert!(policy.defer_on_temperror);
     assert!(policy.reject_ambiguous_from);
     assert!(policy.trusted_arc_sealers.is_empty());
@@ -167,14 +170,14 @@ fn the_defaults_are_safe() {
 /// RFC 5322 §3.6 / RFC 7489 §6.6.1 (DA-13): the From checks come before DMARC.
 #[test]
 fn ambiguous_from_fields() {
-    let no_check = DomainPolicy {
+    let no_check = AuthRules {
         reject_ambiguous_from: false,
-        ..DomainPolicy::default()
+        ..AuthRules::default()
     };
-    let cases: Vec<(&str, DomainPolicy, Assessment, Disposition)> = vec![
+    let cases: Vec<(&str, AuthRules, Assessment, Disposition)> = vec![
         (
             "two From fields",
-            DomainPolicy::default(),
+            AuthRules::default(),
             with_from(passing(), 2, &[FROM, FROM]),
             reject(SEVERAL_FIELDS),
         ),
@@ -190,25 +193,25 @@ fn ambiguous_from_fields() {
         ),
         (
             "two domains in one field",
-            DomainPolicy::default(),
+            AuthRules::default(),
             with_from(passing(), 1, &[FROM, "ext.test"]),
             reject(SEVERAL_DOMAINS),
         ),
         (
             "one field without a domain",
-            DomainPolicy::default(),
+            AuthRules::default(),
             with_from(passing(), 1, &[]),
             reject(NO_DOMAIN),
         ),
         (
             "two addresses of one domain",
-            DomainPolicy::default(),
+            AuthRules::default(),
             with_from(passing(), 1, &[FROM, FROM]),
             deliver(),
         ),
         (
             "no From field at all",
-            DomainPolicy::default(),
+            AuthRules::default(),
             with_from(with_dmarc_result(passing(), DmarcResult::PermError), 0, &[]),
             deliver(),
         ),
@@ -233,17 +236,17 @@ fn ambiguous_from_fields() {
 /// Every DMARC result other than fail, under the default policy and without deferral.
 #[test]
 fn dmarc_results_other_than_fail() {
-    let no_defer = DomainPolicy {
+    let no_defer = AuthRules {
         defer_on_temperror: false,
-        ..DomainPolicy::default()
+        ..AuthRules::default()
     };
     let cases = [
-        (DmarcResult::Pass, DomainPolicy::default(), deliver()),
-        (DmarcResult::None, DomainPolicy::default(), deliver()),
-        (DmarcResult::PermError, DomainPolicy::default(), deliver()),
+        (DmarcResult::Pass, AuthRules::default(), deliver()),
+        (DmarcResult::None, AuthRules::default(), deliver()),
+        (DmarcResult::PermError, AuthRules::default(), deliver()),
         (
             DmarcResult::TempError,
-            DomainPolicy::default(),
+            AuthRules::default(),
             defer("DNS failure looking up the DMARC policy of sender.test"),
         ),
         (DmarcResult::TempError, no_defer, deliver()),
@@ -257,29 +260,29 @@ fn dmarc_results_other_than_fail() {
 /// DMARC fail: what the domain owner asks (after pct), mapped through the local actions.
 #[test]
 fn dmarc_fail_by_policy_and_local_action() {
-    let actions = |on_reject, on_quarantine| DomainPolicy {
-        on_dmarc_reject: on_reject,
-        on_dmarc_quarantine: on_quarantine,
-        ..DomainPolicy::default()
+    let actions = |on_reject, on_quarantine| AuthRules {
+        dmarc_reject: on_reject,
+        dmarc_quarantine: on_quarantine,
+        ..AuthRules::default()
     };
-    use FailureAction::{Deliver, Junk, Reject};
+    use FailureChoice::{Deliver, Junk, Reject};
     let quarantining = || failing("v=DMARC1; p=quarantine", Policy::Quarantine);
-    let cases: Vec<(&str, DomainPolicy, Assessment, Disposition)> = vec![
+    let cases: Vec<(&str, AuthRules, Assessment, Disposition)> = vec![
         (
             "p=none",
-            DomainPolicy::default(),
+            AuthRules::default(),
             failing("v=DMARC1; p=none", Policy::None),
             deliver(),
         ),
         (
             "p=reject",
-            DomainPolicy::default(),
+            AuthRules::default(),
             rejecting(),
             reject(BY_P_REJECT),
         ),
         (
             "p=quarantine",
-            DomainPolicy::default(),
+            AuthRules::default(),
             quarantining(),
             junk(BY_P_QUARANTINE),
         ),
@@ -309,13 +312,13 @@ fn dmarc_fail_by_policy_and_local_action() {
         ),
         (
             "p=reject sampled out by pct: quarantine applies, p=reject is named",
-            DomainPolicy::default(),
+            AuthRules::default(),
             failing("v=DMARC1; p=reject; pct=50", Policy::Quarantine),
             junk(BY_P_REJECT),
         ),
         (
             "p=quarantine sampled out by pct: none applies",
-            DomainPolicy::default(),
+            AuthRules::default(),
             failing("v=DMARC1; p=quarantine; pct=50", Policy::None),
             deliver(),
         ),
@@ -334,7 +337,7 @@ fn the_reason_names_the_record_that_applied() {
     assessment.dmarc.requested = Policy::Reject;
     assessment.from.domains = vec!["mail.sender.test".to_string()];
     assert_eq!(
-        policy::decide(&DomainPolicy::default(), &assessment),
+        policy::decide(&AuthRules::default(), &assessment),
         reject(BY_P_REJECT)
     );
 }
@@ -342,7 +345,7 @@ fn the_reason_names_the_record_that_applied() {
 /// RFC 8617 §7.2: only a passing chain whose newest seal is by a trusted forwarder counts.
 #[test]
 fn trusted_arc_sealers() {
-    let cases: Vec<(&str, DomainPolicy, Assessment, Disposition)> = vec![
+    let cases: Vec<(&str, AuthRules, Assessment, Disposition)> = vec![
         (
             "newest sealer trusted",
             trusting(&["forwarder.example"]),
@@ -413,13 +416,13 @@ fn trusted_arc_sealers() {
 /// might have passed: defer rather than punish. Alignment follows aspf/adkim.
 #[test]
 fn aligned_checks_left_open_by_dns_failures() {
-    let no_defer = DomainPolicy {
+    let no_defer = AuthRules {
         defer_on_temperror: false,
-        ..DomainPolicy::default()
+        ..AuthRules::default()
     };
-    let local_junk = DomainPolicy {
-        on_dmarc_reject: FailureAction::Junk,
-        ..DomainPolicy::default()
+    let local_junk = AuthRules {
+        dmarc_reject: FailureChoice::Junk,
+        ..AuthRules::default()
     };
     let strict = |assessment: Assessment| {
         let mut assessment = assessment;
@@ -432,46 +435,46 @@ fn aligned_checks_left_open_by_dns_failures() {
         assessment.dmarc.record = None;
         assessment
     };
-    let cases: Vec<(&str, DomainPolicy, Assessment, Disposition)> = vec![
+    let cases: Vec<(&str, AuthRules, Assessment, Disposition)> = vec![
         (
             "SPF temperror for the From domain",
-            DomainPolicy::default(),
+            AuthRules::default(),
             with_spf_temperror(rejecting(), FROM),
             defer(TEMPERROR),
         ),
         (
             "SPF temperror for a subdomain, relaxed",
-            DomainPolicy::default(),
+            AuthRules::default(),
             with_spf_temperror(rejecting(), "bounces.sender.test"),
             defer(TEMPERROR),
         ),
         (
             "SPF temperror for a subdomain, aspf=s",
-            DomainPolicy::default(),
+            AuthRules::default(),
             strict(with_spf_temperror(rejecting(), "bounces.sender.test")),
             reject(BY_P_REJECT),
         ),
         (
             "SPF temperror for another domain",
-            DomainPolicy::default(),
+            AuthRules::default(),
             with_spf_temperror(rejecting(), "other.test"),
             reject(BY_P_REJECT),
         ),
         (
             "DKIM temperror for the From domain",
-            DomainPolicy::default(),
+            AuthRules::default(),
             with_dkim_temperror(rejecting(), FROM),
             defer(TEMPERROR),
         ),
         (
             "DKIM temperror for a subdomain, adkim=s",
-            DomainPolicy::default(),
+            AuthRules::default(),
             strict(with_dkim_temperror(rejecting(), "mail.sender.test")),
             reject(BY_P_REJECT),
         ),
         (
             "DKIM temperror for another domain",
-            DomainPolicy::default(),
+            AuthRules::default(),
             with_dkim_temperror(rejecting(), "other.test"),
             reject(BY_P_REJECT),
         ),
@@ -489,13 +492,13 @@ fn aligned_checks_left_open_by_dns_failures() {
         ),
         (
             "no record to align with",
-            DomainPolicy::default(),
+            AuthRules::default(),
             without_record(with_spf_temperror(rejecting(), FROM)),
             reject(BY_P_REJECT),
         ),
         (
             "p=none is delivered before any deferral",
-            DomainPolicy::default(),
+            AuthRules::default(),
             with_spf_temperror(failing("v=DMARC1; p=none", Policy::None), FROM),
             deliver(),
         ),
@@ -508,63 +511,63 @@ fn aligned_checks_left_open_by_dns_failures() {
 /// RFC 7489 Appendix C `PolicyOverrideType`, for the aggregate report.
 #[test]
 fn override_reasons() {
-    let junk_locally = DomainPolicy {
-        on_dmarc_reject: FailureAction::Junk,
-        ..DomainPolicy::default()
+    let junk_locally = AuthRules {
+        dmarc_reject: FailureChoice::Junk,
+        ..AuthRules::default()
     };
-    let cases: Vec<(&str, DomainPolicy, Assessment, Disposition, Option<&str>)> = vec![
+    let cases: Vec<(&str, AuthRules, Assessment, Disposition, Option<&str>)> = vec![
         (
             "DMARC pass",
-            DomainPolicy::default(),
+            AuthRules::default(),
             passing(),
             deliver(),
             None,
         ),
         (
             "DMARC temperror, delivered",
-            DomainPolicy::default(),
+            AuthRules::default(),
             with_dmarc_result(passing(), DmarcResult::TempError),
             deliver(),
             None,
         ),
         (
             "fail under p=none",
-            DomainPolicy::default(),
+            AuthRules::default(),
             failing("v=DMARC1; p=none", Policy::None),
             deliver(),
             None,
         ),
         (
             "p=reject enforced",
-            DomainPolicy::default(),
+            AuthRules::default(),
             rejecting(),
             reject(BY_P_REJECT),
             None,
         ),
         (
             "p=quarantine enforced",
-            DomainPolicy::default(),
+            AuthRules::default(),
             failing("v=DMARC1; p=quarantine", Policy::Quarantine),
             junk(BY_P_QUARANTINE),
             None,
         ),
         (
             "p=quarantine, rejected: stricter is no override",
-            DomainPolicy::default(),
+            AuthRules::default(),
             failing("v=DMARC1; p=quarantine", Policy::Quarantine),
             reject(BY_P_QUARANTINE),
             None,
         ),
         (
             "p=reject sampled out to quarantine",
-            DomainPolicy::default(),
+            AuthRules::default(),
             failing("v=DMARC1; p=reject; pct=10", Policy::Quarantine),
             junk(BY_P_REJECT),
             Some("sampled_out"),
         ),
         (
             "p=quarantine sampled out to none",
-            DomainPolicy::default(),
+            AuthRules::default(),
             failing("v=DMARC1; p=quarantine; pct=10", Policy::None),
             deliver(),
             Some("sampled_out"),
@@ -621,17 +624,17 @@ fn override_reasons() {
 /// decide and override_reason agree: what decide gives is explained by override_reason.
 #[test]
 fn decisions_and_their_override_reasons() {
-    let cases: Vec<(DomainPolicy, Assessment, Option<&str>)> = vec![
-        (DomainPolicy::default(), rejecting(), None),
+    let cases: Vec<(AuthRules, Assessment, Option<&str>)> = vec![
+        (AuthRules::default(), rejecting(), None),
         (
-            DomainPolicy::default(),
+            AuthRules::default(),
             failing("v=DMARC1; p=reject; pct=0", Policy::Quarantine),
             Some("sampled_out"),
         ),
         (
-            DomainPolicy {
-                on_dmarc_reject: FailureAction::Deliver,
-                ..DomainPolicy::default()
+            AuthRules {
+                dmarc_reject: FailureChoice::Deliver,
+                ..AuthRules::default()
             },
             rejecting(),
             Some("local_policy"),
@@ -668,13 +671,14 @@ fn severity_orders_dispositions() {
 
 #[test]
 fn policies_by_receiving_domain() {
-    let lenient = DomainPolicy {
-        on_dmarc_reject: FailureAction::Junk,
-        ..DomainPolicy::default()
+    let lenient = AuthRules {
+        dmarc_reject: FailureChoice::Junk,
+        ..AuthRules::default()
     };
     let trusting_list = trusting(&["lists.example"]);
-    let policies = Policies {
-        default: DomainPolicy::default(),
+    let policies = SenderAuthConfig {
+        enabled: true,
+        rules: AuthRules::default(),
         domains: vec![
             ("example.org".to_string(), lenient.clone()),
             ("mail.example.net".to_string(), trusting_list.clone()),
@@ -688,22 +692,23 @@ fn policies_by_receiving_domain() {
         ("mail.example.net", &trusting_list),
         ("MAIL.example.NET.", &trusting_list),
         // Neither a subdomain nor a parent inherits a domain's rules.
-        ("sub.example.org", &policies.default),
-        ("example.net", &policies.default),
-        ("org", &policies.default),
-        ("example.org.evil", &policies.default),
-        ("", &policies.default),
+        ("sub.example.org", &policies.rules),
+        ("example.net", &policies.rules),
+        ("org", &policies.rules),
+        ("example.org.evil", &policies.rules),
+        ("", &policies.rules),
     ];
     for (domain, expected) in cases {
-        assert_eq!(policies.for_domain(domain), expected, "{domain:?}");
+        assert_eq!(policies.rules_for(domain), expected, "{domain:?}");
     }
     // The first rules given for a domain apply.
-    let doubled = Policies {
-        default: DomainPolicy::default(),
+    let doubled = SenderAuthConfig {
+        enabled: true,
+        rules: AuthRules::default(),
         domains: vec![
             ("example.org".to_string(), lenient.clone()),
             ("example.org".to_string(), trusting_list),
         ],
     };
-    assert_eq!(doubled.for_domain("example.org"), &lenient);
+    assert_eq!(doubled.rules_for("example.org"), &lenient);
 }

@@ -12,6 +12,7 @@ mod record;
 mod tests;
 
 pub use organizational::{aligned, organizational_domain};
+pub(crate) use record::parse_size;
 pub use record::{Alignment, DmarcRecord, Policy, RecordError, ReportUri, is_dmarc_record};
 
 use crate::lookup::DnsLookup;

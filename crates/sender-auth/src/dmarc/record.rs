@@ -365,7 +365,7 @@ fn parse_report_uri(text: &str) -> Option<ReportUri> {
 
 /// RFC 7489 §6.2: a size in bytes, or with a unit k, m, g, t (powers of two: 2^10 .. 2^40).
 /// A size too big for u64 saturates (no practical limit).
-fn parse_size(text: &str) -> Option<u64> {
+pub(crate) fn parse_size(text: &str) -> Option<u64> {
     let (digits, shift) = match text.char_indices().last() {
         Some((at, unit)) if unit.is_ascii_alphabetic() => {
             let shift = match unit.to_ascii_lowercase() {

@@ -3,8 +3,8 @@
 
 use super::PublishedPolicy;
 use super::syntax::{is_address, is_domain};
-use crate::dmarc::{is_dmarc_record, organizational_domain};
-use crate::lookup::DnsLookup;
+use crate::dmarc::{is_dmarc_record, organizational_domain, parse_size};
+use crate::lookup::{DnsLookup, TemporaryDnsError};
 
 /// RFC 7489 §6.2 lets a Mail Receiver limit how many URIs it sends a report to; beyond two,
 /// a published record would make us a mail amplifier.
@@ -43,11 +43,24 @@ pub async fn destinations(
     policy_domain: &str,
     policy_published: &str,
 ) -> Vec<Destination> {
+    checked_destinations(dns, policy_domain, policy_published)
+        .await
+        .unwrap_or_default()
+}
+
+/// As [`destinations`], but `Err` when none could be kept because an authorization lookup
+/// failed temporarily (RFC 7489 §7.1): the caller keeps the report data and tries later.
+pub async fn checked_destinations(
+    dns: &dyn DnsLookup,
+    policy_domain: &str,
+    policy_published: &str,
+) -> Result<Vec<Destination>, TemporaryDnsError> {
     let policy_domain = policy_domain.trim_end_matches('.').to_ascii_lowercase();
     if !is_domain(&policy_domain) {
         tracing::warn!(%policy_domain, "no DMARC report destinations: invalid policy domain");
-        return Vec::new();
+        return Ok(Vec::new());
     }
+    let mut temporary = None;
     let policy_organization = organizational_domain(&policy_domain);
     let mut kept: Vec<Destination> = Vec::new();
     for uri in PublishedPolicy::parse(policy_published).rua {
@@ -65,13 +78,21 @@ pub async fn destinations(
             kept.push(destination);
             continue;
         }
-        for authorized in authorize(dns, &policy_domain, destination).await {
-            if kept.len() < MAX_DESTINATIONS && !already_kept(&kept, &authorized) {
-                kept.push(authorized);
+        match authorize(dns, &policy_domain, destination).await {
+            Ok(authorized) => {
+                for authorized in authorized {
+                    if kept.len() < MAX_DESTINATIONS && !already_kept(&kept, &authorized) {
+                        kept.push(authorized);
+                    }
+                }
             }
+            Err(error) => temporary = Some(error),
         }
     }
-    kept
+    match temporary {
+        Some(error) if kept.is_empty() => Err(error),
+        _ => Ok(kept),
+    }
 }
 
 /// One report per address, whatever size limits its URIs name.
@@ -85,7 +106,7 @@ async fn authorize(
     dns: &dyn DnsLookup,
     policy_domain: &str,
     destination: Destination,
-) -> Vec<Destination> {
+) -> Result<Vec<Destination>, TemporaryDnsError> {
     // RFC 7489 §7.1 steps 2-3: <policy domain>._report._dmarc.<destination host>.
     let name = format!("{policy_domain}._report._dmarc.{}", destination.domain());
     let records = match dns.txt(&name).await {
@@ -94,10 +115,10 @@ async fn authorize(
             tracing::warn!(
                 address = %destination.address,
                 %error,
-                "DMARC report destination dropped for now: its authorization could not be \
+                "DMARC report destination left out for now: its authorization could not be \
                  looked up"
             );
-            return Vec::new();
+            return Err(error);
         }
     };
     // RFC 7489 §7.1 steps 4-6: records not starting with v=DMARC1 are discarded; one that
@@ -107,7 +128,7 @@ async fn authorize(
             address = %destination.address,
             "DMARC report destination not authorized by {name}"
         );
-        return Vec::new();
+        return Ok(Vec::new());
     };
     // RFC 7489 §7.1 step 7: a rua in the authorizing record replaces the destination, but
     // only with URIs at the same destination host (no loops, no redirection elsewhere).
@@ -119,9 +140,9 @@ async fn authorize(
         .filter(|replacement| replacement.domain() == destination.domain())
         .collect();
     if replacements.is_empty() {
-        vec![destination]
+        Ok(vec![destination])
     } else {
-        replacements
+        Ok(replacements)
     }
 }
 
@@ -152,28 +173,6 @@ fn parse_mailto(uri: &str) -> Option<Destination> {
     let (local, domain) = address.rsplit_once('@')?;
     let address = format!("{local}@{}", domain.to_ascii_lowercase());
     is_address(&address).then_some(Destination { address, max_size })
-}
-
-/// RFC 7489 §6.2: `1*DIGIT [ "k" / "m" / "g" / "t" ]`, units being powers of two (k = 2^10).
-/// A limit too large for 64 bits is no limit at all in practice, so it saturates.
-fn parse_size(text: &str) -> Option<u64> {
-    let digits_end = text
-        .find(|character: char| !character.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(digits_end);
-    if digits.is_empty() {
-        return None;
-    }
-    let shift = match unit.to_ascii_lowercase().as_str() {
-        "" => 0,
-        "k" => 10,
-        "m" => 20,
-        "g" => 30,
-        "t" => 40,
-        _ => return None,
-    };
-    let count = digits.parse::<u64>().unwrap_or(u64::MAX);
-    Some(count.saturating_mul(1 << shift))
 }
 
 /// RFC 3986 §2.1: `%XX` sequences to bytes; the result must be UTF-8.

@@ -19,7 +19,7 @@ mod xml;
 #[cfg(test)]
 mod tests;
 
-pub use destinations::{Destination, destinations};
+pub use destinations::{Destination, checked_destinations, destinations};
 pub use message::{gzip, report_message};
 pub use xml::aggregate_xml;
 

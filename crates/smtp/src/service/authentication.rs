@@ -10,8 +10,8 @@ use std::sync::Arc;
 use sealpost_sender_auth::dmarc::Alignment;
 use sealpost_sender_auth::spf::SpfIdentity;
 use sealpost_sender_auth::{
-    Assessment, Client, Disposition, DmarcResult, DomainPolicy, Policies, SenderAuth, SpfVerdict,
-    policy, results,
+    Assessment, AuthRules, Client, Disposition, DmarcResult, SenderAuth, SenderAuthConfig,
+    SpfVerdict, policy, results,
 };
 use sealpost_store::DmarcReportRow;
 use sealpost_types::AccountId;
@@ -25,11 +25,13 @@ use crate::core::Reply;
 /// What the service is given to check inbound mail with.
 pub struct InboundAuth {
     pub checker: Arc<SenderAuth>,
-    pub policies: Policies,
+    /// `[sender_auth]`: the rules of each receiving domain.
+    pub rules: SenderAuthConfig,
 }
 
 /// The SPF check of a transaction, running while the client sends RCPT and DATA. Dropping
-/// it (RSET, a new MAIL, the end of the session) stops the check.
+/// it (a new MAIL, the end of DATA or of the session) stops the check; after RSET it runs
+/// on until then, within its budget.
 #[derive(Debug)]
 pub(super) struct PendingSpf {
     task: JoinHandle<SpfVerdict>,
@@ -51,6 +53,8 @@ pub(super) enum Verdict {
         header: String,
         body: Option<Vec<u8>>,
         junk: BTreeSet<AccountId>,
+        /// The DMARC report data, recorded once the message is stored.
+        report: Option<Box<DmarcReportRow>>,
     },
     Refuse(Reply),
 }
@@ -73,6 +77,17 @@ impl Session<'_> {
         Some(PendingSpf { task, client })
     }
 
+    /// Adds a message to the DMARC aggregate report data. Statistics: a failure to count is
+    /// logged, never a reason to refuse mail.
+    pub(super) async fn record_dmarc(&mut self, row: Option<Box<DmarcReportRow>>) {
+        let Some(row) = row else {
+            return;
+        };
+        if let Err(error) = self.service.store.record_dmarc(vec![*row]).await {
+            tracing::warn!(%error, "could not record DMARC report data");
+        }
+    }
+
     /// RFC 7505 §4.2: mail from a domain that publishes a null MX is refused with
     /// 550 5.7.27: it could never be answered (SECURITY-TESTS DA-15).
     pub(super) async fn refuse_null_mx_sender(&mut self, from: Option<&str>) -> Option<Reply> {
@@ -85,7 +100,10 @@ impl Session<'_> {
         Some(Reply::new(
             550,
             "5.7.27",
-            format!("Sender address rejected: {domain} accepts no mail (null MX)"),
+            format!(
+                "Sender address rejected: {} accepts no mail (null MX)",
+                ascii(domain)
+            ),
         ))
     }
 
@@ -96,14 +114,18 @@ impl Session<'_> {
         body: &[u8],
     ) -> Option<Verdict> {
         let auth = self.service.inbound_auth.as_ref()?;
-        let pending = transaction.spf.take()?;
+        let mut pending = transaction.spf.take()?;
         let client = pending.client.clone();
-        let spf = match (&mut { pending }.task).await {
-            Ok(verdict) => verdict,
-            // The task cannot panic short of a bug; check again rather than skip SPF.
-            Err(_) => auth.checker.spf(&client, &self.service.hostname).await,
+        let checker = Arc::clone(&auth.checker);
+        let hostname = self.service.hostname.clone();
+        let spf = async move {
+            match (&mut pending.task).await {
+                Ok(verdict) => verdict,
+                // The task cannot panic short of a bug; check again rather than skip SPF.
+                Err(_) => checker.spf(&pending.client, &hostname).await,
+            }
         };
-        let assessment = auth.checker.assess(&client, spf, body).await;
+        let assessment = auth.checker.assess_with(&client, spf, body).await;
         log(&assessment);
         let mut strictest = Disposition::Deliver;
         let mut strictest_domain = "";
@@ -113,7 +135,7 @@ impl Session<'_> {
                 .address
                 .rsplit_once('@')
                 .map_or("", |(_, domain)| domain);
-            let disposition = policy::decide(auth.policies.for_domain(domain), &assessment);
+            let disposition = policy::decide(auth.rules.rules_for(domain), &assessment);
             if let Disposition::Junk { .. } = disposition {
                 junk.extend(recipient.accounts.iter().copied());
             }
@@ -124,23 +146,21 @@ impl Session<'_> {
                 strictest = disposition;
             }
         }
-        let rules = auth.policies.for_domain(strictest_domain);
-        if let Some(row) = report_row(&assessment, &client, strictest_domain, rules, &strictest) {
-            // Statistics: a failure to count is logged, never a reason to refuse mail.
-            if let Err(error) = self.service.store.record_dmarc(vec![row]).await {
-                tracing::warn!(%error, "could not record DMARC report data");
-            }
-        }
+        let rules = auth.rules.rules_for(strictest_domain);
+        let report =
+            report_row(&assessment, &client, strictest_domain, rules, &strictest).map(Box::new);
         match &strictest {
             // RFC 7489 §10.3 and the issue: refused at the end of DATA, nothing stored.
             Disposition::Reject { reason } => {
-                Some(Verdict::Refuse(Reply::new(550, "5.7.1", reason.clone())))
+                // Counted now: a refused message does not come back.
+                self.record_dmarc(report).await;
+                Some(Verdict::Refuse(Reply::new(550, "5.7.1", ascii(reason))))
             }
             // RFC 3463 §3.8: X.7.0, a security check that may pass when tried again.
             Disposition::Defer { reason } => Some(Verdict::Refuse(Reply::new(
                 451,
                 "4.7.0",
-                format!("{reason}; try again later"),
+                format!("{}; try again later", ascii(reason)),
             ))),
             Disposition::Deliver | Disposition::Junk { .. } => Some(Verdict::Accept {
                 header: results::header_field_applied(
@@ -151,6 +171,7 @@ impl Session<'_> {
                 // RFC 8601 §5: fields claiming our authserv-id come from elsewhere.
                 body: results::without_forged(body, &self.service.hostname),
                 junk,
+                report,
             }),
         }
     }
@@ -163,7 +184,7 @@ fn report_row(
     assessment: &Assessment,
     client: &Client,
     recipient_domain: &str,
-    rules: &DomainPolicy,
+    rules: &AuthRules,
     applied: &Disposition,
 ) -> Option<DmarcReportRow> {
     let verdict = &assessment.dmarc;
@@ -235,6 +256,19 @@ fn report_row(
         spf_result: format!("{} {scope} {}", spf.domain, spf.result.as_str()),
         count: 1,
     })
+}
+
+/// RFC 5321 §4.2: reply text is US-ASCII; a domain in Unicode form is shown with `?`.
+fn ascii(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
 }
 
 fn log(assessment: &Assessment) {

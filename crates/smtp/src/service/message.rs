@@ -15,6 +15,7 @@ use super::reports::{self, notify_text, ret_text};
 use super::sent::SentTarget;
 use super::session::Session;
 use crate::core::{Answer, BodyType, RcptParams, Reply};
+use sealpost_sender_auth::results;
 
 /// The final 250 of a stored message (sent only after the commit).
 fn accepted(queue_id: &str) -> Answer {
@@ -75,6 +76,7 @@ impl Session<'_> {
         let mut added = String::new();
         let mut junk = BTreeSet::new();
         let mut cleaned = None;
+        let mut report = None;
         if self.role == PortRole::Inbound {
             match self.authenticate(&mut transaction, &body).await {
                 Some(Verdict::Refuse(reply)) => return Answer::Reject(reply),
@@ -82,12 +84,15 @@ impl Session<'_> {
                     header,
                     body,
                     junk: to_junk,
+                    report: row,
                 }) => {
                     added.push_str(&header);
                     cleaned = body;
                     junk = to_junk;
+                    report = row;
                 }
-                None => {}
+                // RFC 8601 §5: even unchecked, no field may claim our authserv-id.
+                None => cleaned = results::without_forged(&body, &self.service.hostname),
             }
         }
         if self.role == PortRole::Submission {
@@ -107,7 +112,12 @@ impl Session<'_> {
             }
         }
         let body = cleaned.as_deref().unwrap_or(&body);
-        self.store_message(transaction, &added, body, &junk).await
+        let answer = self.store_message(transaction, &added, body, &junk).await;
+        if let Answer::Accept(_) = answer {
+            // Counted once stored: a message refused for a local problem comes back.
+            self.record_dmarc(report).await;
+        }
+        answer
     }
 
     /// RFC 6409 §6.1 / SECURITY-TESTS RS-10: every address in From must be the user's own.
