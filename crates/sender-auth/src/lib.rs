@@ -42,6 +42,14 @@ pub use spf::{SpfLimits, SpfResult, SpfVerdict};
 /// also about the longest the end of DATA waits for them.
 pub const CHECK_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
 
+/// At most this many passes over the body (distinct body canonicalization, hash and `l=`
+/// among the signatures); a message asking for more has its ARC chain left unchecked (failed).
+/// DKIM alone, at most [`dkim::MAX_SIGNATURES`] signatures, never asks for more.
+pub const MAX_BODY_HASHES: usize = 8;
+
+/// From this size on, parsing (hashing) leaves the async worker thread to other sessions.
+const LARGE_MESSAGE: usize = 256 * 1024;
+
 /// RFC 8617 §4.2.1 allows 50 ARC sets; past this many, the chain is not checked (each set's
 /// l= could cost one more pass over the body) and counts as failed.
 pub const MAX_ARC_SETS: usize = 10;
@@ -169,7 +177,7 @@ impl SenderAuth {
     ) -> Assessment {
         let bounded = bound(message);
         let verified = bounded.message.as_deref().unwrap_or(message);
-        let parsed = AuthenticatedMessage::parse_with_opts(verified, None, false);
+        let parsed = parse(verified);
         let from = from_fields(verified, parsed.as_ref());
 
         let dkim = async {
@@ -266,13 +274,17 @@ fn bound(message: &[u8]) -> Bounded {
         .filter(|field| field.is("ARC-Seal"))
         .count();
     let signatures = arc_fields.len() - seals;
-    if seals <= MAX_ARC_SETS && signatures <= 2 * MAX_ARC_SETS {
+    let refusal = if seals > MAX_ARC_SETS || signatures > 2 * MAX_ARC_SETS {
+        format!("not checked: more than {MAX_ARC_SETS} ARC sets")
+    } else if body_hashes(&fields) > MAX_BODY_HASHES {
+        format!("not checked: more than {MAX_BODY_HASHES} body hashes asked for")
+    } else {
         return Bounded {
             message: copy,
             skipped_signatures,
             arc_refused: None,
         };
-    }
+    };
     let dropped: Vec<_> = arc_fields.iter().map(|field| field.range.clone()).collect();
     let without_arc = fields::without(current, &dropped);
     Bounded {
@@ -282,8 +294,49 @@ fn bound(message: &[u8]) -> Bounded {
             result: ArcResult::Fail,
             instances: seals as u32,
             sealers: Vec::new(),
-            reason: format!("not checked: more than {MAX_ARC_SETS} ARC sets"),
+            reason: refusal,
         }),
+    }
+}
+
+/// How many passes over the body parsing takes: one per distinct (body canonicalization,
+/// hash, `l=`) among the DKIM and ARC message signatures (mail-auth hashes each once).
+fn body_hashes(fields: &[fields::Field<'_>]) -> usize {
+    // Neither mail-auth type is Hash; a few dozen entries at most.
+    let mut distinct = Vec::new();
+    for field in fields {
+        let key = if field.is("DKIM-Signature") {
+            mail_auth::dkim::Signature::parse(field.value)
+                .ok()
+                .map(|signature| (signature.cb, signature.a, signature.l))
+        } else if field.is("ARC-Message-Signature") {
+            mail_auth::arc::Signature::parse(field.value)
+                .ok()
+                .map(|signature| (signature.cb, signature.a, signature.l))
+        } else {
+            None
+        };
+        if let Some(key) = key
+            && !distinct.contains(&key)
+        {
+            distinct.push(key);
+        }
+    }
+    distinct.len()
+}
+
+/// Parses the message (hashing its body once per distinct signature kind). A large message
+/// is parsed with `block_in_place`, so that the other sessions on this worker thread move
+/// on meanwhile (multi-threaded runtime only: the server's).
+fn parse(message: &[u8]) -> Option<AuthenticatedMessage<'_>> {
+    let parse = || AuthenticatedMessage::parse_with_opts(message, None, false);
+    let multi_threaded = tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
+        runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+    });
+    if message.len() >= LARGE_MESSAGE && multi_threaded {
+        tokio::task::block_in_place(parse)
+    } else {
+        parse()
     }
 }
 

@@ -693,3 +693,50 @@ async fn a_stray_header_line_cannot_hide_the_from() {
         ));
     }
 }
+
+/// Parsing hashes the body once per distinct (canonicalization, algorithm, l=) among the
+/// signatures: ARC message signatures asking for more than MAX_BODY_HASHES passes leave the
+/// chain unchecked (failed), while DKIM still runs.
+#[tokio::test]
+async fn too_many_body_hashes_leave_arc_unchecked() {
+    let (checker, _zone) = checker(MemoryZone::new());
+    let client = client(CLIENT_IP, "client.example", Some("a@sender.example"));
+    let mut message = String::new();
+    for i in 1..=10 {
+        message.push_str(&format!(
+            "ARC-Seal: i={i}; a=rsa-sha256; cv={}; d=fwd.example; s=s; t=1; b=AAAA\r\n",
+            if i == 1 { "none" } else { "pass" }
+        ));
+        message.push_str(&format!(
+            "ARC-Message-Signature: i={i}; a=rsa-sha256; c=relaxed/relaxed; d=fwd.example; \
+             s=s; t=1; l={i}; h=from; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AAAA\r\n"
+        ));
+        message.push_str(&format!(
+            "ARC-Authentication-Results: i={i}; fwd.example; spf=pass\r\n"
+        ));
+    }
+    message.push_str("From: a@sender.example\r\nSubject: x\r\n\r\nbody\r\n");
+    let assessment = support::assess(&checker, &client, message.as_bytes()).await;
+    assert_eq!(assessment.arc.result, ArcResult::Fail);
+    assert!(
+        assessment.arc.reason.contains("body hashes"),
+        "{:?}",
+        assessment.arc
+    );
+}
+
+/// A large message is parsed off the async worker (block_in_place on the server's
+/// multi-threaded runtime) with the same verdicts as a small one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_message_is_judged_on_the_multi_threaded_runtime() {
+    let zone = MemoryZone::new().txt("_dmarc.sender.example", "v=DMARC1; p=reject");
+    let (checker, _zone) = checker(zone);
+    let client = client(CLIENT_IP, "client.example", Some("a@sender.example"));
+    let mut message = String::from("From: a@sender.example\r\nSubject: big\r\n\r\n");
+    while message.len() < 400 * 1024 {
+        message.push_str("a line of a large message body, repeated many times over\r\n");
+    }
+    let assessment = support::assess(&checker, &client, message.as_bytes()).await;
+    assert_eq!(assessment.from.fields, 1);
+    assert_eq!(assessment.dmarc.result, DmarcResult::Fail);
+}
