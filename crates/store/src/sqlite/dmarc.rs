@@ -6,21 +6,31 @@ use rusqlite::{Connection, params};
 use super::rows;
 use crate::{DmarcReportRow, StoreResult};
 
+/// At most this many rows per day and policy domain: the rows a domain owner's own mail can
+/// add (each new selector or address is a row) stop growing there, and so does its report.
+/// Messages that would need a new row past it are not counted.
+pub(crate) const MAX_ROWS_PER_DOMAIN_AND_DAY: i64 = 5000;
+
 /// Adds to the counts; the published policy is the latest seen.
 pub(crate) fn record(conn: &Connection, report_rows: &[DmarcReportRow]) -> StoreResult<()> {
-    let mut upsert = conn.prepare_cached(
+    let mut update = conn.prepare_cached(
+        "UPDATE dmarc_rows SET count = count + ?13, policy_published = ?14 \
+         WHERE day = ?1 AND policy_domain = ?2 AND source_ip = ?3 AND header_from = ?4 \
+         AND envelope_from = ?5 AND envelope_to = ?6 AND disposition = ?7 \
+         AND dkim_aligned = ?8 AND spf_aligned = ?9 AND override_reason = ?10 \
+         AND dkim_results = ?11 AND spf_result = ?12",
+    )?;
+    let mut rows_of_domain = conn
+        .prepare_cached("SELECT count(*) FROM dmarc_rows WHERE day = ?1 AND policy_domain = ?2")?;
+    let mut insert = conn.prepare_cached(
         "INSERT INTO dmarc_rows (day, policy_domain, source_ip, header_from, envelope_from, \
          envelope_to, disposition, dkim_aligned, spf_aligned, override_reason, dkim_results, \
-         spf_result, policy_published, count) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
-         ON CONFLICT (day, policy_domain, source_ip, header_from, envelope_from, envelope_to, \
-         disposition, dkim_aligned, spf_aligned, override_reason, dkim_results, spf_result) \
-         DO UPDATE SET count = count + excluded.count, \
-         policy_published = excluded.policy_published",
+         spf_result, count, policy_published) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?;
     for row in report_rows {
         let count = i64::try_from(row.count).unwrap_or(i64::MAX);
-        upsert.execute(params![
+        let values = params![
             row.day,
             row.policy_domain,
             row.source_ip,
@@ -33,9 +43,17 @@ pub(crate) fn record(conn: &Connection, report_rows: &[DmarcReportRow]) -> Store
             row.override_reason,
             row.dkim_results,
             row.spf_result,
-            row.policy_published,
             count,
-        ])?;
+            row.policy_published,
+        ];
+        if update.execute(values)? > 0 {
+            continue;
+        }
+        let existing: i64 = rows_of_domain
+            .query_row(params![row.day, row.policy_domain], |result| result.get(0))?;
+        if existing < MAX_ROWS_PER_DOMAIN_AND_DAY {
+            insert.execute(values)?;
+        }
     }
     Ok(())
 }

@@ -771,3 +771,56 @@ async fn per_entry_queue_queries_use_the_primary_key() {
         );
     }
 }
+
+/// The rows one policy domain can add in a day stop at MAX_ROWS_PER_DOMAIN_AND_DAY (a domain
+/// owner varying selectors or addresses cannot grow the table or its report without bound);
+/// rows already there keep counting, other domains are not affected.
+#[tokio::test]
+async fn dmarc_rows_of_one_domain_and_day_are_bounded() {
+    let (_dir, store) = fresh().await;
+    let row = |domain: &str, ip: String| crate::DmarcReportRow {
+        day: "2026-11-29".to_string(),
+        policy_domain: domain.to_string(),
+        policy_published: "p=none;rua=mailto:d@example.org".to_string(),
+        source_ip: ip,
+        header_from: domain.to_string(),
+        envelope_from: domain.to_string(),
+        envelope_to: "local.test".to_string(),
+        disposition: "none".to_string(),
+        dkim_aligned: "fail".to_string(),
+        spf_aligned: "fail".to_string(),
+        override_reason: String::new(),
+        dkim_results: String::new(),
+        spf_result: String::new(),
+        count: 1,
+    };
+    let limit = super::dmarc::MAX_ROWS_PER_DOMAIN_AND_DAY as usize;
+    let flood: Vec<_> = (0..limit + 10)
+        .map(|n| {
+            row(
+                "example.org",
+                format!("10.{}.{}.{}", n / 65536, n / 256 % 256, n % 256),
+            )
+        })
+        .collect();
+    store.record_dmarc(flood).await.unwrap();
+    store
+        .record_dmarc(vec![
+            row("example.org", "10.0.0.0".to_string()),
+            row("example.net", "10.0.0.0".to_string()),
+        ])
+        .await
+        .unwrap();
+    let rows = store.dmarc_rows("2026-11-29").await.unwrap();
+    let of = |domain: &str| rows.iter().filter(|r| r.policy_domain == domain).count();
+    assert_eq!(of("example.org"), limit);
+    assert_eq!(of("example.net"), 1);
+    let first = rows
+        .iter()
+        .find(|r| r.policy_domain == "example.org" && r.source_ip == "10.0.0.0")
+        .unwrap();
+    assert_eq!(
+        first.count, 2,
+        "an existing row keeps counting past the limit"
+    );
+}
