@@ -419,23 +419,13 @@ impl Resolver {
     /// The names of the PTR records for `address` (RFC 1035 §3.5, RFC 3596 §2.5); empty when
     /// there are none.
     pub async fn ptr(&self, address: IpAddr) -> Result<Vec<String>, DnsError> {
-        let name = Name::from(address);
-        let shown = name.to_ascii();
-        let outcome = classify(
-            &shown,
-            bounded(self.deadline, self.plain.lookup(name, RecordType::PTR)).await,
-        )?;
-        let Outcome::Records(lookup) = outcome else {
-            return Ok(Vec::new());
-        };
-        Ok(lookup
-            .answers()
-            .iter()
-            .filter_map(|record| match &record.data {
-                RData::PTR(ptr) => Some(host_name(&ptr.0)),
-                _ => None,
-            })
-            .collect())
+        let query = Name::from(address);
+        let shown = query.to_ascii();
+        self.answers_at(query, &shown, RecordType::PTR, |data| match data {
+            RData::PTR(ptr) => Some(host_name(&ptr.0)),
+            _ => None,
+        })
+        .await
     }
 
     /// What `pick` takes from the answer records of one type at `name` (CNAMEs are in the
@@ -446,9 +436,19 @@ impl Resolver {
         record_type: RecordType,
         pick: impl Fn(&RData) -> Option<T>,
     ) -> Result<Vec<T>, DnsError> {
-        let query = fqdn(name)?;
+        self.answers_at(fqdn(name)?, name, record_type, pick).await
+    }
+
+    /// [`Resolver::answers`] for a name already on the wire (`shown` names it in errors).
+    async fn answers_at<T>(
+        &self,
+        query: Name,
+        shown: &str,
+        record_type: RecordType,
+        pick: impl Fn(&RData) -> Option<T>,
+    ) -> Result<Vec<T>, DnsError> {
         let outcome = classify(
-            name,
+            shown,
             bounded(self.deadline, self.plain.lookup(query, record_type)).await,
         )?;
         Ok(match outcome {
@@ -465,25 +465,14 @@ impl Resolver {
     /// RFC 8461 §3.1 read a record as the concatenation of its strings). Empty when the name
     /// has none (NODATA or NXDOMAIN).
     pub async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
-        let query = fqdn(name)?;
-        let outcome = classify(
-            name,
-            bounded(self.deadline, self.plain.lookup(query, RecordType::TXT)).await,
-        )?;
-        let Outcome::Records(lookup) = outcome else {
-            return Ok(Vec::new());
-        };
-        Ok(lookup
-            .answers()
-            .iter()
-            .filter_map(|record| match &record.data {
-                RData::TXT(txt) => {
-                    let joined: Vec<u8> = txt.txt_data.iter().flatten().copied().collect();
-                    Some(String::from_utf8_lossy(&joined).into_owned())
-                }
-                _ => None,
-            })
-            .collect())
+        self.answers(name, RecordType::TXT, |data| match data {
+            RData::TXT(txt) => {
+                let joined: Vec<u8> = txt.txt_data.iter().flatten().copied().collect();
+                Some(String::from_utf8_lossy(&joined).into_owned())
+            }
+            _ => None,
+        })
+        .await
     }
 
     /// The TLSA records of a TCP service on `host` (RFC 7672 §2.2: `_25._tcp.<MX host>`),
